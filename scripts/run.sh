@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+# run.sh -- the two commands of the README, on a fresh Debian/Ubuntu machine.
+#
+#   scripts/run.sh demo   install dependencies, build in build/, run the demo
+#   scripts/run.sh test   install dependencies, then run every test stage:
+#       native      build/ with --enable-werror, make check
+#       asan        build-asan/ with ASan+UBSan (clang when present), make check
+#       valgrind    the unit-test runner of build/ under valgrind
+#       distcheck   make distcheck in build/ (the tarball builds and passes)
+#       windows     mingw cross-build in build-win/, make check under wine
+#       win32check  Visual Studio projects match Makefile.am
+#     Every stage runs even when an earlier one failed; the exit status is
+#     non-zero when any failed.  A summary of stages and test counts ends
+#     the output.
+#
+# Environment:
+#   DKV_STAGES        stages to run (default: all of the above, in order)
+#   DKV_WINDEPS       where the mingw dependencies are built and cached
+#                     (default /tmp/dkv-win-deps; reused when complete)
+#   DKV_TEST_TIMEOUT  seconds each test program may run (default 600)
+#   JOBS              make -j (default 2)
+#   DKV_NO_DEPS=1     skip scripts/install-deps.sh
+set -u
+
+cd "$(dirname "$0")/.."
+TOP=$(pwd)
+JOBS=${JOBS:-2}
+TIMEOUT=${DKV_TEST_TIMEOUT:-600}
+WINDEPS=${DKV_WINDEPS:-/tmp/dkv-win-deps}
+ALL_STAGES="native asan valgrind distcheck windows win32check"
+
+banner() {
+    printf '\n'
+    printf '=%.0s' $(seq 1 76); printf '\n'
+    printf '== %s\n' "$*"
+    printf '=%.0s' $(seq 1 76); printf '\n'
+}
+
+die() { echo "run.sh: $*" >&2; exit 1; }
+
+install_deps() {
+    [ "${DKV_NO_DEPS:-0}" = 1 ] && return 0
+    bash "$TOP/scripts/install-deps.sh" "$@"
+}
+
+bootstrap() {
+    banner "autoreconf -fi"
+    (cd "$TOP" && autoreconf -fi) || die "autoreconf failed"
+}
+
+# configure_in DIR ARGS...: a fresh configure of the tree in DIR (and no
+# stale test logs to summarize should the build fail).
+configure_in() {
+    local dir=$1; shift
+    mkdir -p "$TOP/$dir"
+    cd "$TOP/$dir"
+    rm -f test-suite.log tests/unit/runner.log
+    echo "+ ../configure $*"
+    ../configure -q "$@"
+}
+
+# ----------------------------------------------------------------- stages
+
+stage_native() {
+    configure_in build --enable-werror
+    make -j"$JOBS"
+    make -j"$JOBS" check LOG_COMPILER="timeout $TIMEOUT"
+}
+
+stage_asan() {
+    local cc=gcc
+    command -v clang >/dev/null 2>&1 && cc=clang
+    configure_in build-asan CC="$cc" --enable-asan --enable-ubsan \
+        --enable-debug --enable-werror
+    make -j"$JOBS"
+    ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0} \
+    UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+        make -j"$JOBS" check LOG_COMPILER="timeout $TIMEOUT"
+}
+
+stage_valgrind() {
+    command -v valgrind >/dev/null 2>&1 || { echo "valgrind missing"; return 1; }
+    [ -f "$TOP/build/Makefile" ] || configure_in build --enable-werror
+    cd "$TOP/build"
+    make -j"$JOBS"
+    rm -f tests/unit/valgrind.log
+    make -j"$JOBS" tests/unit/runner tests/unit/crash_child
+    echo "+ valgrind tests/unit/runner"
+    timeout $((TIMEOUT * 3)) valgrind -q --error-exitcode=99 \
+        --leak-check=full --errors-for-leak-kinds=definite \
+        --track-fds=no ./tests/unit/runner 2>&1 | tee tests/unit/valgrind.log
+    return "${PIPESTATUS[0]}"
+}
+
+stage_distcheck() {
+    [ -f "$TOP/build/Makefile" ] || configure_in build --enable-werror
+    cd "$TOP/build"
+    make -j"$JOBS" distcheck
+}
+
+windeps_complete() {
+    local f
+    for f in lib/libapr-1.a lib/liblmdb.a lib/libsodium.a lib/libcunit.a \
+             lib/pkgconfig/apr-1.pc lib/pkgconfig/lmdb.pc \
+             lib/pkgconfig/libsodium.pc lib/pkgconfig/cunit.pc; do
+        [ -f "$WINDEPS/prefix/$f" ] || return 1
+    done
+}
+
+stage_windows() {
+    local P=$WINDEPS/prefix
+    if windeps_complete; then
+        echo "mingw dependencies: reusing $P"
+    else
+        echo "mingw dependencies: building into $P (about 2 minutes)"
+        local sudo=
+        [ "$(id -u)" = 0 ] || sudo="sudo -E"
+        $sudo bash "$TOP/scripts/mingw-deps.sh" "$WINDEPS" \
+            > "$TOP/mingw-deps.log" 2>&1 || {
+                tail -30 "$TOP/mingw-deps.log"; return 1; }
+        tail -3 "$TOP/mingw-deps.log"
+        windeps_complete || { echo "incomplete prefix $P"; return 1; }
+    fi
+    configure_in build-win --host=x86_64-w64-mingw32 --disable-shared \
+        --enable-werror PKG_CONFIG_LIBDIR="$P/lib/pkgconfig" \
+        CPPFLAGS="-I$P/include" LDFLAGS="-L$P/lib"
+    make -j"$JOBS"
+    WINEPREFIX=${WINEPREFIX:-$WINDEPS/wineprefix} WINEDEBUG=-all \
+        make -j"$JOBS" check LOG_COMPILER="timeout $TIMEOUT wine"
+}
+
+stage_win32check() {
+    bash "$TOP/scripts/check-win32-sources.sh"
+}
+
+# ------------------------------------------------------------- summaries
+
+# print_summaries STAGE...: test counts of the stages that ran.
+print_summaries() {
+    local d s dirs=""
+    for s in "$@"; do
+        case $s in
+            native) dirs="$dirs build" ;;
+            asan) dirs="$dirs build-asan" ;;
+            windows) dirs="$dirs build-win" ;;
+        esac
+    done
+    for d in $dirs; do
+        [ -d "$TOP/$d" ] || continue
+        if [ -f "$TOP/$d/tests/unit/runner.log" ]; then
+            echo "-- $d/tests/unit/runner (CUnit):"
+            sed -n '/^Run Summary/,/asserts/p' "$TOP/$d/tests/unit/runner.log"
+        fi
+        if [ -f "$TOP/$d/test-suite.log" ]; then
+            echo "-- $d (automake harness):"
+            grep -E '^# (TOTAL|PASS|SKIP|XFAIL|FAIL|XPASS|ERROR):' \
+                "$TOP/$d/test-suite.log" | tr '\n' ' '
+            echo
+            grep -E '^(FAIL|ERROR): ' "$TOP/$d/test-suite.log" || true
+        fi
+    done
+    if [ -f "$TOP/build/tests/unit/valgrind.log" ] \
+        && [ -n "${result[valgrind]:-}" ]; then
+        echo "-- build/tests/unit/runner under valgrind:"
+        sed -n '/^Run Summary/,/asserts/p' "$TOP/build/tests/unit/valgrind.log"
+    fi
+}
+
+# ------------------------------------------------------------------- main
+
+mode=${1:-}
+case $mode in
+demo)
+    set -e
+    install_deps
+    bootstrap
+    banner "configure and build in build/"
+    configure_in build
+    make -j"$JOBS"
+    make -j"$JOBS" examples
+    banner "examples/demo"
+    exec ./examples/demo
+    ;;
+test)
+    install_deps --windows --dev
+    bootstrap
+    stages=${DKV_STAGES:-$ALL_STAGES}
+    declare -A result
+    declare -A took
+    failed=0
+    for s in $stages; do
+        case " $ALL_STAGES " in
+            *" $s "*) ;;
+            *) die "unknown stage $s (stages: $ALL_STAGES)" ;;
+        esac
+        banner "stage $s"
+        t0=$(date +%s)
+        ( set -e; "stage_$s" )
+        rc=$?
+        took[$s]=$(( $(date +%s) - t0 ))
+        if [ $rc = 0 ]; then
+            result[$s]=PASS
+        else
+            result[$s]="FAIL (exit $rc)"
+            failed=1
+        fi
+        echo "== stage $s: ${result[$s]} in ${took[$s]}s"
+    done
+    banner "summary"
+    for s in $stages; do
+        printf '  %-12s %-16s %5ss\n' "$s" "${result[$s]}" "${took[$s]}"
+    done
+    echo
+    print_summaries $stages
+    exit $failed
+    ;;
+*)
+    sed -n '2,26p' "$0"
+    exit 2
+    ;;
+esac
