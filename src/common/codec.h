@@ -11,27 +11,28 @@
 
 #include <stdint.h>
 
+/* Written byte by byte with shifts, which compilers recognize: each
+ * function becomes one (unaligned) load or store and a byte swap. */
 static inline void
 dkv_put_be64(unsigned char *p, uint64_t v)
 {
-    int i;
-
-    for (i = 7; i >= 0; i--) {
-        p[i] = (unsigned char)(v & 0xff);
-        v >>= 8;
-    }
+    p[0] = (unsigned char)(v >> 56);
+    p[1] = (unsigned char)(v >> 48);
+    p[2] = (unsigned char)(v >> 40);
+    p[3] = (unsigned char)(v >> 32);
+    p[4] = (unsigned char)(v >> 24);
+    p[5] = (unsigned char)(v >> 16);
+    p[6] = (unsigned char)(v >> 8);
+    p[7] = (unsigned char)v;
 }
 
 static inline uint64_t
 dkv_get_be64(const unsigned char *p)
 {
-    uint64_t v = 0;
-    int i;
-
-    for (i = 0; i < 8; i++) {
-        v = (v << 8) | p[i];
-    }
-    return v;
+    return ((uint64_t)p[0] << 56) | ((uint64_t)p[1] << 48)
+           | ((uint64_t)p[2] << 40) | ((uint64_t)p[3] << 32)
+           | ((uint64_t)p[4] << 24) | ((uint64_t)p[5] << 16)
+           | ((uint64_t)p[6] << 8) | (uint64_t)p[7];
 }
 
 static inline void

@@ -16,6 +16,7 @@
 #include "common/codec.h"
 #include "common/status.h"
 #include "engine/engine-int.h"
+#include "common/alloc.h"
 
 #define LEASE_REC 16
 #define LOCK_REC 16
@@ -262,7 +263,7 @@ dkv_eng_lease_end(uint64_t *keys, dkv_eng_write_t *w, uint64_t id)
         return dkv_eng_mdb_fail(w, rc, "ending a lease");
     }
     for (i = 0; i < att->nelts; i++) {
-        const MDB_val *a = &APR_ARRAY_IDX(att, i, MDB_val);
+        const MDB_val *a = &DKV_ARRAY_IDX(att, i, MDB_val);
         const unsigned char *p = a->mv_data;
         const void *key = p + 1;
         size_t key_len = a->mv_size - 1;
@@ -861,7 +862,7 @@ dkv_engine_expire_due(uint64_t *expired, int *more, dkv_eng_write_t *w,
     }
 
     for (i = 0; i < due->nelts; i++) {
-        const due_t *d = &APR_ARRAY_IDX(due, i, due_t);
+        const due_t *d = &DKV_ARRAY_IDX(due, i, due_t);
 
         if (d->tag == DKV_TAG_KEY) {
             dkv_rec_t rec;

@@ -9,22 +9,30 @@
 #define DKV_ENGINE_INT_H
 
 #include <lmdb.h>
+#include <apr_atomic.h>
 #include <apr_strings.h>
 #include <apr_tables.h>
 #include <apr_thread_mutex.h>
 
+#include "common/alloc.h"
 #include "engine/engine.h"
 #include "engine/record.h"
 #include "engine/search.h"
 
 /* Format of the store, in meta "format"; any other format is refused.
- * 2: records in LMDB's main database (1: in a named database "kv"). */
-#define DKV_ENG_FORMAT 2
+ * 3: records in LMDB's main database after the named databases' records
+ * (DKV_KV_TAG 0xff), compact record encoding (record.h); 2 had the tag
+ * 0x01 and 72-byte fixed record headers, 1 records in a named database
+ * "kv"; neither shipped. */
+#define DKV_ENG_FORMAT 3
 
 /* First byte of every record key in the main database (DKV_KV_TAG + user
  * key).  The names of the named databases, whose records share the main
- * database, are ASCII text, so they never look like a record key. */
-#define DKV_KV_TAG 0x01
+ * database, are ASCII text, so they never look like a record key and all
+ * sort before the records: keys written in order are appended at the end
+ * of the database, where LMDB's splits leave full pages (a split before
+ * the last key moves about half of a page). */
+#define DKV_KV_TAG 0xff
 
 /* Tags of the expiry index and of the lease attachments. */
 #define DKV_TAG_KEY 'k'
@@ -38,6 +46,9 @@ typedef struct dkv_eng_state {
     uint64_t compact;       /* oldest revision history can replay from */
     uint64_t next_lease;    /* the next lease id to grant */
 } dkv_eng_state_t;
+
+/* Lock-free slots of reset read contexts (struct dkv_engine). */
+#define DKV_ENG_READ_SLOTS 8
 
 struct dkv_engine {
     apr_pool_t *pool;
@@ -55,6 +66,12 @@ struct dkv_engine {
     size_t max_value;
     uint64_t history_retain;
 
+    /* Ended read contexts ready for reuse, taken and given back with
+     * atomic exchanges (no lock on the read path); more of them go to
+     * free_reads.  A context in a slot may still be live (its transaction
+     * not reset), for reuse while no commit has followed. */
+    volatile void *read_slots[DKV_ENG_READ_SLOTS];
+
     /* Guards the fields below. */
     apr_thread_mutex_t *mutex;
     dkv_eng_read_t *free_reads;     /* reset read contexts to reuse */
@@ -71,6 +88,8 @@ struct dkv_eng_write {
     dkv_eng_state_t state;   /* revision etc. as of now */
     uint64_t base_revision;  /* the revision at begin */
     uint64_t base_lease;     /* next_lease at begin */
+    MDB_cursor *kv_cur;      /* cursors in txn, opened on first use and */
+    MDB_cursor *hist_cur;    /* closed by LMDB when txn ends */
     dkv_status_t status;     /* nonzero: poisoned */
     int ended;
     dkv_event_t *events;
@@ -83,6 +102,9 @@ struct dkv_eng_read {
     MDB_txn *txn;
     int64_t now;
     dkv_eng_state_t state;
+    size_t state_txnid;      /* the snapshot STATE was read in (0: none) */
+    int live;                /* ended but not reset: TXN is still open on
+                              * its snapshot (only while in a slot) */
     dkv_eng_read_t *next;    /* free list link */
 };
 
@@ -102,6 +124,13 @@ dkv_status_t dkv_eng_fail(dkv_eng_write_t *write, dkv_status_t status);
  * message, poisons WRITE (may be NULL for reads) and returns it. */
 dkv_status_t dkv_eng_mdb_fail(dkv_eng_write_t *write, int rc,
                               const char *what);
+
+/* Sets *C to the cursor *SLOT (WRITE's kv_cur or hist_cur) on DBI in
+ * WRITE's current transaction, opening it on first use.  Reusing one
+ * cursor lets LMDB skip the tree descent when the next key is on the
+ * same page.  Returns DKV_OK or a fatal status (poisoning WRITE). */
+dkv_status_t dkv_eng_cursor(MDB_cursor **c, dkv_eng_write_t *write,
+                            MDB_cursor **slot, MDB_dbi dbi);
 
 /* Appends an event (copying KEY and VALUE into the context's pool) and
  * writes it to the history database under REVISION. */

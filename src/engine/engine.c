@@ -2,9 +2,10 @@
  * engine.c -- the engine's environment and contexts: opening the LMDB
  * environment and its databases, the store's persistent state (revision,
  * applied index, compaction point, lease sequence), write contexts with
- * their events and history, read contexts recycled through a free list,
- * history replay and the expiry queries.  The operations themselves live
- * in kv.c (keys) and coord.c (counters, leases, locks, expiry).
+ * their events and history, read contexts recycled without a lock on the
+ * read path, history replay and the expiry queries.  The operations
+ * themselves live in kv.c (keys) and coord.c (counters, leases, locks,
+ * expiry).
  */
 #include <assert.h>
 #include <string.h>
@@ -157,6 +158,8 @@ state_load(dkv_eng_state_t *s, dkv_engine_t *engine, MDB_txn *txn)
     return DKV_OK;
 }
 
+static void read_release(dkv_engine_t *engine);
+
 /* ========================================================== lifecycle */
 
 static apr_status_t
@@ -164,7 +167,15 @@ engine_cleanup(void *data)
 {
     dkv_engine_t *engine = data;
     dkv_eng_read_t *r;
+    size_t i;
 
+    for (i = 0; i < DKV_ENG_READ_SLOTS; i++) {
+        r = apr_atomic_xchgptr(&engine->read_slots[i], NULL);
+        if (r) {
+            r->next = engine->free_reads;
+            engine->free_reads = r;
+        }
+    }
     for (r = engine->free_reads; r; r = r->next) {
         if (r->txn) {
             mdb_txn_abort(r->txn);
@@ -375,6 +386,7 @@ dkv_engine_write_begin(dkv_eng_write_t **write, dkv_engine_t *engine,
     if ((rc = mdb_txn_begin(engine->env, NULL, 0, &w->top)) != 0) {
         return dkv_eng_mdb_fail(NULL, rc, "beginning a write");
     }
+    read_release(engine);
     w->txn = w->top;
     if ((s = state_load(&w->state, engine, w->top)) != DKV_OK) {
         mdb_txn_abort(w->top);
@@ -442,7 +454,7 @@ dkv_engine_write_commit(dkv_eng_write_t *write, uint64_t applied_index)
     dkv_engine_t *e = write->engine;
     dkv_status_t s;
     size_t txnid;
-    int rc;
+    int rc, changed;
 
     assert(!write->ended && write->txn == write->top);
     if (write->status != DKV_OK) {
@@ -453,8 +465,9 @@ dkv_engine_write_commit(dkv_eng_write_t *write, uint64_t applied_index)
     if (applied_index) {
         write->state.applied = applied_index;
     }
-    if (write->state.revision != write->base_revision || applied_index
-        || write->state.next_lease != write->base_lease) {
+    changed = write->state.revision != write->base_revision
+              || applied_index || write->state.next_lease != write->base_lease;
+    if (changed) {
         unsigned char buf[STATE_SIZE];
         MDB_val v = { sizeof(buf), buf };
 
@@ -472,17 +485,24 @@ dkv_engine_write_commit(dkv_eng_write_t *write, uint64_t applied_index)
     }
     txnid = mdb_txn_id(write->top);
     write->ended = 1;
+    write->kv_cur = write->hist_cur = NULL;
     rc = mdb_txn_commit(write->top);
     write->top = write->txn = NULL;
     if (rc != 0) {
         return dkv_eng_mdb_fail(write, rc, "committing");
     }
-    apr_thread_mutex_lock(e->mutex);
-    if (txnid > e->snap_txnid) {
-        e->snap_txnid = txnid;
-        e->snap = write->state;
+    /* Only a commit that wrote the state publishes it.  LMDB does not use
+     * up the id of a write that changed nothing (dkv-node commits a
+     * context whose requests all failed): publishing its id would hand the
+     * NEXT commit's id, briefly, an outdated state. */
+    if (changed) {
+        apr_thread_mutex_lock(e->mutex);
+        if (txnid > e->snap_txnid) {
+            e->snap_txnid = txnid;
+            e->snap = write->state;
+        }
+        apr_thread_mutex_unlock(e->mutex);
     }
-    apr_thread_mutex_unlock(e->mutex);
     return DKV_OK;
 }
 
@@ -494,6 +514,7 @@ dkv_engine_write_abort(dkv_eng_write_t *write)
     }
     assert(write->txn == write->top);
     write->ended = 1;
+    write->kv_cur = write->hist_cur = NULL;
     mdb_txn_abort(write->top);
     write->top = write->txn = NULL;
     write->nevents = 0;
@@ -514,6 +535,20 @@ dkv_engine_write_revision(const dkv_eng_write_t *write)
 }
 
 dkv_status_t
+dkv_eng_cursor(MDB_cursor **c, dkv_eng_write_t *w, MDB_cursor **slot,
+               MDB_dbi dbi)
+{
+    int rc;
+
+    if (*slot == NULL && (rc = mdb_cursor_open(w->txn, dbi, slot)) != 0) {
+        *slot = NULL;
+        return dkv_eng_mdb_fail(w, rc, "opening a cursor");
+    }
+    *c = *slot;
+    return DKV_OK;
+}
+
+dkv_status_t
 dkv_eng_add_event(dkv_eng_write_t *w, dkv_event_type_t type,
                   const void *key, size_t key_len, const void *value,
                   size_t value_len, uint64_t revision, uint64_t version)
@@ -521,13 +556,19 @@ dkv_eng_add_event(dkv_eng_write_t *w, dkv_event_type_t type,
     dkv_event_t *ev;
     unsigned char kb[8], *p;
     char *copy;
+    MDB_cursor *c = NULL;
     MDB_val k = { 8, kb }, v;
+    dkv_status_t s;
     int rc;
 
     assert(key_len <= DKV_MAX_KEY);
+    if ((s = dkv_eng_cursor(&c, w, &w->hist_cur, w->engine->hist))
+        != DKV_OK) {
+        return s;
+    }
     dkv_put_be64(kb, revision);
     v.mv_size = HIST_HEAD + key_len + value_len;
-    rc = mdb_put(w->txn, w->engine->hist, &k, &v, MDB_APPEND | MDB_RESERVE);
+    rc = mdb_cursor_put(c, &k, &v, MDB_APPEND | MDB_RESERVE);
     if (rc != 0) {
         return dkv_eng_mdb_fail(w, rc, "writing history");
     }
@@ -572,16 +613,20 @@ dkv_eng_add_event(dkv_eng_write_t *w, dkv_event_type_t type,
 
 /* ============================================================== reads */
 
-dkv_status_t
-dkv_engine_read_begin(dkv_eng_read_t **read, dkv_engine_t *engine,
-                      int64_t now)
+/* Takes an ended (or new) read context: from a slot without locking,
+ * else from the free list, else a new one. */
+static dkv_eng_read_t *
+read_take(dkv_engine_t *engine)
 {
     dkv_eng_read_t *r;
-    dkv_eng_state_t snap;
-    size_t snap_txnid;
-    dkv_status_t s;
-    int rc;
+    size_t i;
 
+    for (i = 0; i < DKV_ENG_READ_SLOTS; i++) {
+        if ((r = apr_atomic_xchgptr(&engine->read_slots[i], NULL))
+            != NULL) {
+            return r;
+        }
+    }
     apr_thread_mutex_lock(engine->mutex);
     r = engine->free_reads;
     if (r) {
@@ -590,10 +635,84 @@ dkv_engine_read_begin(dkv_eng_read_t **read, dkv_engine_t *engine,
         r = apr_pcalloc(engine->pool, sizeof(*r));
         r->engine = engine;
     }
-    snap_txnid = engine->snap_txnid;
-    snap = engine->snap;
     apr_thread_mutex_unlock(engine->mutex);
+    return r;
+}
 
+/* Gives back the ended read context R: to a free slot (as it is), else
+ * reset to the free list. */
+static void
+read_give(dkv_engine_t *engine, dkv_eng_read_t *r)
+{
+    size_t i;
+
+    for (i = 0; i < DKV_ENG_READ_SLOTS; i++) {
+        if (apr_atomic_casptr(&engine->read_slots[i], r, NULL) == NULL) {
+            return;
+        }
+    }
+    if (r->live) {
+        mdb_txn_reset(r->txn);
+        r->live = 0;
+    }
+    apr_thread_mutex_lock(engine->mutex);
+    r->next = engine->free_reads;
+    engine->free_reads = r;
+    apr_thread_mutex_unlock(engine->mutex);
+}
+
+/* Resets the live read contexts waiting in the slots, at the start of a
+ * write: an open read transaction keeps LMDB from reusing the pages freed
+ * by its snapshot's commit and later ones, which the write may need. */
+static void
+read_release(dkv_engine_t *engine)
+{
+    dkv_eng_read_t *r;
+    size_t i;
+
+    for (i = 0; i < DKV_ENG_READ_SLOTS; i++) {
+        if ((r = apr_atomic_xchgptr(&engine->read_slots[i], NULL))
+            != NULL) {
+            if (r->live) {
+                mdb_txn_reset(r->txn);
+                r->live = 0;
+            }
+            read_give(engine, r);
+        }
+    }
+}
+
+/* 1 when the live read context R's snapshot is the last commit's. */
+static int
+read_current(dkv_engine_t *engine, const dkv_eng_read_t *r)
+{
+    MDB_envinfo info;
+
+    return mdb_env_info(engine->env, &info) == 0
+           && info.me_last_txnid == r->state_txnid;
+}
+
+dkv_status_t
+dkv_engine_read_begin(dkv_eng_read_t **read, dkv_engine_t *engine,
+                      int64_t now)
+{
+    dkv_eng_read_t *r = read_take(engine);
+    size_t txnid;
+    dkv_status_t s;
+    int rc;
+
+    if (r->live) {
+        /* Ended but not reset: reusable as it is while no commit has
+         * followed (a commit racing with this begin may be seen or not,
+         * as with any read that begins while a write commits). */
+        r->live = 0;
+        if (read_current(engine, r)) {
+            r->now = now;
+            *read = r;
+            return DKV_OK;
+        }
+        mdb_txn_reset(r->txn);
+    }
     rc = r->txn ? mdb_txn_renew(r->txn)
                 : mdb_txn_begin(engine->env, NULL, MDB_RDONLY, &r->txn);
     if (rc != 0) {
@@ -605,37 +724,44 @@ dkv_engine_read_begin(dkv_eng_read_t **read, dkv_engine_t *engine,
         goto recycle;
     }
     r->now = now;
-    if (snap_txnid != 0 && mdb_txn_id(r->txn) == snap_txnid) {
-        r->state = snap;
-    } else if ((s = state_load(&r->state, engine, r->txn)) != DKV_OK) {
-        mdb_txn_reset(r->txn);
-        goto recycle;
+    /* The state of the snapshot: the context's own copy when it is still
+     * the same snapshot, else the last commit's, else read it. */
+    txnid = mdb_txn_id(r->txn);
+    if (txnid != r->state_txnid) {
+        int cached = 0;
+
+        apr_thread_mutex_lock(engine->mutex);
+        if (engine->snap_txnid != 0 && txnid == engine->snap_txnid) {
+            r->state = engine->snap;
+            cached = 1;
+        }
+        apr_thread_mutex_unlock(engine->mutex);
+        r->state_txnid = 0;
+        if (!cached
+            && (s = state_load(&r->state, engine, r->txn)) != DKV_OK) {
+            mdb_txn_reset(r->txn);
+            goto recycle;
+        }
+        r->state_txnid = txnid;
     }
     *read = r;
     return DKV_OK;
 
 recycle:
-    apr_thread_mutex_lock(engine->mutex);
-    r->next = engine->free_reads;
-    engine->free_reads = r;
-    apr_thread_mutex_unlock(engine->mutex);
+    read_give(engine, r);
     return s;
 }
 
 void
 dkv_engine_read_end(dkv_eng_read_t *read)
 {
-    dkv_engine_t *e;
-
     if (read == NULL) {
         return;
     }
-    e = read->engine;
-    mdb_txn_reset(read->txn);
-    apr_thread_mutex_lock(e->mutex);
-    read->next = e->free_reads;
-    e->free_reads = read;
-    apr_thread_mutex_unlock(e->mutex);
+    /* Left open: the next read_begin reuses the snapshot if no commit
+     * came in between (the next write_begin resets it). */
+    read->live = 1;
+    read_give(read->engine, read);
 }
 
 uint64_t

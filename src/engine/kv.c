@@ -19,6 +19,7 @@
 #include "common/codec.h"
 #include "common/status.h"
 #include "engine/engine-int.h"
+#include "common/alloc.h"
 
 #define SCAN_DEFAULT 1000
 #define SCAN_MAX 10000
@@ -172,13 +173,27 @@ static dkv_status_t
 look(dkv_rec_t *rec, int *found, int *live, int *lease_gone,
      dkv_eng_write_t *w, const void *key, size_t key_len)
 {
-    dkv_status_t s = dkv_eng_load(rec, w->engine, w->txn, key, key_len);
+    unsigned char kb[1 + DKV_MAX_KEY];
+    MDB_cursor *c = NULL;
+    MDB_val k, raw;
+    dkv_status_t s;
+    int rc;
 
     *found = *live = *lease_gone = 0;
-    if (s == DKV_ENOTFOUND) {
+    if ((s = dkv_eng_cursor(&c, w, &w->kv_cur, w->engine->kv)) != DKV_OK) {
+        return s;
+    }
+    /* Through the context's cursor, which the write that usually
+     * follows reuses (dkv_eng_write_record). */
+    k = kv_key(kb, key, key_len);
+    rc = mdb_cursor_get(c, &k, &raw, MDB_SET_KEY);
+    if (rc == MDB_NOTFOUND) {
         return DKV_OK;
     }
-    if (s != DKV_OK) {
+    if (rc != 0) {
+        return dkv_eng_mdb_fail(w, rc, "reading a key");
+    }
+    if ((s = dkv_rec_decode(rec, raw.mv_data, raw.mv_size)) != DKV_OK) {
         return dkv_eng_fail(w, s);
     }
     *found = 1;
@@ -278,6 +293,7 @@ dkv_eng_write_record(dkv_eng_write_t *w, const void *key, size_t key_len,
     dkv_engine_t *e = w->engine;
     unsigned char kb[1 + DKV_MAX_KEY];
     MDB_val k = kv_key(kb, key, key_len), v;
+    MDB_cursor *c = NULL;
     uint64_t rev = w->state.revision + 1;
     int64_t old_exp = old ? old->expires_at : 0;
     uint64_t old_lease = old ? old->lease : 0;
@@ -333,8 +349,11 @@ dkv_eng_write_record(dkv_eng_write_t *w, const void *key, size_t key_len,
             return s;
         }
     }
+    if ((s = dkv_eng_cursor(&c, w, &w->kv_cur, e->kv)) != DKV_OK) {
+        return s;
+    }
     v.mv_size = dkv_rec_size(rec, labels, nlabels);
-    if ((rc = mdb_put(w->txn, e->kv, &k, &v, MDB_RESERVE)) != 0) {
+    if ((rc = mdb_cursor_put(c, &k, &v, MDB_RESERVE)) != 0) {
         return dkv_eng_mdb_fail(w, rc, "writing a key");
     }
     dkv_rec_encode(v.mv_data, rec, labels, nlabels);
@@ -835,7 +854,7 @@ dkv_engine_clear(uint64_t *deleted, dkv_eng_write_t *w,
         return dkv_eng_fail(w, s);
     }
     for (i = 0; i < keys->nelts; i++) {
-        const dkv_key_t *dk = &APR_ARRAY_IDX(keys, i, dkv_key_t);
+        const dkv_key_t *dk = &DKV_ARRAY_IDX(keys, i, dkv_key_t);
         dkv_rec_t rec;
         dkv_eng_lock_t lock;
         int found, live, lease_gone;
@@ -918,6 +937,7 @@ dkv_engine_txn(dkv_eng_write_t *w, const dkv_eng_compare_t *compares,
 {
     dkv_engine_t *e = w->engine;
     MDB_txn *parent = w->txn, *child;
+    MDB_cursor *kv_cur, *hist_cur;
     uint64_t saved_rev = w->state.revision;
     uint64_t saved_lease = w->state.next_lease;
     size_t saved_events = w->nevents, i;
@@ -966,6 +986,11 @@ dkv_engine_txn(dkv_eng_write_t *w, const dkv_eng_compare_t *compares,
     if ((rc = mdb_txn_begin(e->env, parent, 0, &child)) != 0) {
         return dkv_eng_mdb_fail(w, rc, "txn");
     }
+    /* The parent's cursors cannot be used in the child: the child opens
+     * its own, which LMDB closes with it. */
+    kv_cur = w->kv_cur;
+    hist_cur = w->hist_cur;
+    w->kv_cur = w->hist_cur = NULL;
     w->txn = child;
     for (i = 0; i < nops; i++) {
         const dkv_op_t *op = &ops[i];
@@ -980,6 +1005,8 @@ dkv_engine_txn(dkv_eng_write_t *w, const dkv_eng_compare_t *compares,
             break;
         }
     }
+    w->kv_cur = kv_cur;
+    w->hist_cur = hist_cur;
     if (s == DKV_OK && (rc = mdb_txn_commit(child)) != 0) {
         w->txn = parent;
         return dkv_eng_mdb_fail(w, rc, "txn");
@@ -1229,26 +1256,27 @@ done:
 }
 
 /* The number of named databases' records in the main database (they
- * sort after every record key, DKV_KV_TAG being below any name). */
+ * sort before every record key, DKV_KV_TAG being above any name). */
 static dkv_status_t
 count_named(uint64_t *named, dkv_eng_read_t *r)
 {
-    unsigned char after = DKV_KV_TAG + 1;
     MDB_cursor *c;
-    MDB_val k = { 1, &after }, v;
-    MDB_cursor_op op = MDB_SET_RANGE;
+    MDB_val k, v;
+    MDB_cursor_op op = MDB_FIRST;
     int rc;
 
     *named = 0;
     if ((rc = mdb_cursor_open(r->txn, r->engine->kv, &c)) != 0) {
         return dkv_eng_mdb_fail(NULL, rc, "count");
     }
-    while ((rc = mdb_cursor_get(c, &k, &v, op)) == 0) {
+    while ((rc = mdb_cursor_get(c, &k, &v, op)) == 0
+           && (k.mv_size == 0
+               || *(const unsigned char *)k.mv_data != DKV_KV_TAG)) {
         op = MDB_NEXT;
         (*named)++;
     }
     mdb_cursor_close(c);
-    if (rc != MDB_NOTFOUND) {
+    if (rc != 0 && rc != MDB_NOTFOUND) {
         return dkv_eng_mdb_fail(NULL, rc, "count");
     }
     return DKV_OK;

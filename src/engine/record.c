@@ -1,35 +1,150 @@
 /*
  * record.c -- encoding and decoding of the per-key record (record.h).
  *
- * Layout (big-endian integers):
+ * Layout (a varint is unsigned LEB128, at most 10 bytes, canonical: no
+ * needless trailing zero groups; zigzag maps signed to unsigned):
  *
- *    0  u8   format (DKV_REC_FORMAT)
- *    1  u8   flags (0; reserved)
- *    2  u16  entity length
- *    4  u16  content-type length
- *    6  u16  label count
- *    8  u32  value length
- *   12  u32  label area length
- *   16  u64  version
- *   24  u64  create revision
- *   32  u64  mod revision
- *   40  i64  created at (ms)
- *   48  i64  expires at (ms; 0: never)
- *   56  i64  ttl (ms; the TTL last given, for refresh; 0: none)
- *   64  u64  lease (0: none)
- *   72  value, entity, content type, label area
+ *   u8      format (DKV_REC_FORMAT)
+ *   u8      flags: which optional fields follow (REC_F_*)
+ *   varint  version (>= 1)
+ *   varint  mod revision
+ *   varint  mod revision - create revision
+ *   varint  created at (ms), zigzag
+ *   varint  value length
+ *   then, each only when its flag is set, in this order:
+ *   varint  expires at - created at (ms), zigzag (expires at > 0)
+ *   varint  ttl (ms; the TTL last given, for refresh; > 0)
+ *   varint  lease (> 0)
+ *   u8      entity length (1..64), entity bytes
+ *   u8      content-type length (1..128), content-type bytes
+ *   u8      label count (1..32), the label area
+ *   and last the value.
  *
  * Each label in the area: u8 flags (bit 0: indexed), u8 name length,
- * u16 value length, name bytes, value bytes.
+ * u16 value length (big-endian), name bytes, value bytes.
+ *
+ * The value length is stored, not derived from the record's size (one
+ * byte below 128 bytes of value), so that the parts must add up to the
+ * size exactly and every truncation is refused.
+ *
+ * A flag is set exactly when its field is nonzero (non-empty), and
+ * decoding refuses anything else, so a record has one encoding: a
+ * damaged record either fails to decode or decodes to a record whose
+ * encoding is exactly the damaged bytes.
  */
 #include <string.h>
 
-#include "common/codec.h"
 #include "common/status.h"
 #include "engine/record.h"
 
+/* Flags byte: the optional fields present. */
+#define REC_F_EXPIRES 0x01
+#define REC_F_TTL 0x02
+#define REC_F_LEASE 0x04
+#define REC_F_ENTITY 0x08
+#define REC_F_CTYPE 0x10
+#define REC_F_LABELS 0x20
+#define REC_F_ALL 0x3f
+
 #define LABEL_INDEXED 0x01
 #define LABEL_HEAD 4
+
+/* ============================================================ varints */
+
+static size_t
+varint_size(uint64_t v)
+{
+    size_t n = 1;
+
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static unsigned char *
+varint_put(unsigned char *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (unsigned char)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (unsigned char)v;
+    return p;
+}
+
+/* Reads a varint of two bytes or more (the first has its top bit set)
+ * from Q, of which N bytes may be read, into *V; returns its length, or
+ * 0 when it runs past N, is longer than 64 bits or is not canonical (a
+ * last byte of 0). */
+static size_t
+varint_get_long(uint64_t *v, const unsigned char *q, size_t n)
+{
+    uint64_t r = q[0] & 0x7f;
+    size_t i;
+
+    if (n > 10) {
+        n = 10;
+    }
+    for (i = 1; i < n; i++) {
+        uint64_t b = q[i];
+
+        r |= (b & 0x7f) << (7 * i);
+        if (b < 0x80) {
+            if (b == 0 || (i == 9 && b > 1)) {
+                return 0;
+            }
+            *v = r;
+            return i + 1;
+        }
+    }
+    return 0;
+}
+
+/* Reads a canonical varint from *P (before END) into *V and advances *P.
+ * Returns 0 when it runs past END, is longer than 64 bits or has a
+ * needless trailing zero group.  The one-byte case (versions, small
+ * lengths) stays inline. */
+static inline int
+varint_get(uint64_t *v, const unsigned char **p, const unsigned char *end)
+{
+    const unsigned char *q = *p;
+    size_t n;
+
+    if (q < end && *q < 0x80) {
+        *v = *q;
+        *p = q + 1;
+        return 1;
+    }
+    if (q == end || (n = varint_get_long(v, q, (size_t)(end - q))) == 0) {
+        return 0;
+    }
+    *p = q + n;
+    return 1;
+}
+
+static uint64_t
+zigzag(int64_t v)
+{
+    return ((uint64_t)v << 1) ^ (v < 0 ? UINT64_MAX : 0);
+}
+
+static int64_t
+unzigzag(uint64_t v)
+{
+    return (int64_t)((v >> 1) ^ (0 - (v & 1)));
+}
+
+/* expires_at - created_at, modulo 2^64 (so any pair round-trips). */
+static uint64_t
+exp_delta(const dkv_rec_t *rec)
+{
+    return zigzag((int64_t)((uint64_t)rec->expires_at
+                            - (uint64_t)rec->created_at));
+}
+
+/* ============================================================ decoding */
 
 static dkv_status_t
 corrupt(const char *what, size_t len)
@@ -39,12 +154,13 @@ corrupt(const char *what, size_t len)
                          len, what);
 }
 
-/* Checks the label area AREA[0..LEN-1] holds exactly N valid labels. */
+/* Checks that the bytes from AREA on (before END) begin with N valid
+ * labels; *AREA_LEN becomes their size. */
 static dkv_status_t
-check_labels(const unsigned char *area, size_t len, size_t n,
-             size_t rec_len)
+check_labels(size_t *area_len, const unsigned char *area,
+             const unsigned char *end, size_t n, size_t rec_len)
 {
-    size_t off = 0, i;
+    size_t len = (size_t)(end - area), off = 0, i;
 
     for (i = 0; i < n; i++) {
         size_t nl, vl;
@@ -66,67 +182,132 @@ check_labels(const unsigned char *area, size_t len, size_t n,
         }
         off += nl + vl;
     }
-    if (off != len) {
-        return corrupt("label area size mismatch", rec_len);
-    }
+    *area_len = off;
     return DKV_OK;
+}
+
+/* Reads an optional text field (u8 length, bytes) of at most LIMIT
+ * bytes at *P into *S and *SLEN. */
+static int
+get_text(const char **s, size_t *slen, const unsigned char **p,
+         const unsigned char *end, size_t limit)
+{
+    const unsigned char *q = *p;
+    size_t n;
+
+    if (q == end) {
+        return 0;
+    }
+    n = *q++;
+    if (n == 0 || n > limit || (size_t)(end - q) < n
+        || memchr(q, 0, n) != NULL) {
+        return 0;
+    }
+    *s = (const char *)q;
+    *slen = n;
+    *p = q + n;
+    return 1;
 }
 
 dkv_status_t
 dkv_rec_decode(dkv_rec_t *rec, const void *data, size_t len)
 {
-    const unsigned char *p = data;
-    size_t el, cl, nl, vl, ll;
+    const unsigned char *p = data, *end = p + len;
+    uint64_t version, mod, delta, created, vl;
+    unsigned flags;
 
-    if (len < DKV_REC_HEADER) {
+    if (len < DKV_REC_MIN) {
         return corrupt("shorter than its header", len);
     }
-    if (p[0] != DKV_REC_FORMAT || p[1] != 0) {
+    if (p[0] != DKV_REC_FORMAT) {
         return corrupt("unknown format", len);
     }
-    el = ((size_t)p[2] << 8) | p[3];
-    cl = ((size_t)p[4] << 8) | p[5];
-    nl = ((size_t)p[6] << 8) | p[7];
-    vl = dkv_get_be32(p + 8);
-    ll = dkv_get_be32(p + 12);
-    if (el > DKV_MAX_ENTITY || cl > DKV_MAX_CONTENT_TYPE
-        || nl > DKV_MAX_LABELS) {
-        return corrupt("metadata length over its limit", len);
+    flags = p[1];
+    if (flags & ~REC_F_ALL) {
+        return corrupt("unknown flags", len);
     }
-    /* Each term is < 2^32, so the sum cannot overflow a 64-bit size. */
-    if ((uint64_t)DKV_REC_HEADER + vl + el + cl + ll != (uint64_t)len) {
-        return corrupt("lengths do not add up", len);
+    p += 2;
+    if (!varint_get(&version, &p, end) || !varint_get(&mod, &p, end)
+        || !varint_get(&delta, &p, end) || !varint_get(&created, &p, end)
+        || !varint_get(&vl, &p, end)) {
+        return corrupt("bad header", len);
     }
-    rec->version = dkv_get_be64(p + DKV_REC_OFF_VERSION);
-    rec->create_rev = dkv_get_be64(p + DKV_REC_OFF_CREATE_REV);
-    rec->mod_rev = dkv_get_be64(p + DKV_REC_OFF_MOD_REV);
-    rec->created_at = (int64_t)dkv_get_be64(p + DKV_REC_OFF_CREATED_AT);
-    rec->expires_at = (int64_t)dkv_get_be64(p + DKV_REC_OFF_EXPIRES_AT);
-    rec->ttl_ms = (int64_t)dkv_get_be64(p + DKV_REC_OFF_TTL);
-    rec->lease = dkv_get_be64(p + DKV_REC_OFF_LEASE);
-    if (rec->version == 0 || rec->mod_rev < rec->create_rev
-        || rec->expires_at < 0 || rec->ttl_ms < 0) {
+    if (version == 0 || delta > mod) {
         return corrupt("inconsistent header", len);
     }
-    p += DKV_REC_HEADER;
-    rec->value = p;
-    rec->value_len = vl;
-    p += vl;
-    rec->entity = el ? (const char *)p : NULL;
-    rec->entity_len = el;
-    p += el;
-    rec->ctype = cl ? (const char *)p : NULL;
-    rec->ctype_len = cl;
-    p += cl;
-    if ((el && memchr(rec->entity, 0, el)) || (cl && memchr(rec->ctype, 0,
-                                                            cl))) {
-        return corrupt("NUL inside the entity or content type", len);
+    rec->version = version;
+    rec->mod_rev = mod;
+    rec->create_rev = mod - delta;
+    rec->created_at = unzigzag(created);
+    rec->expires_at = 0;
+    rec->ttl_ms = 0;
+    rec->lease = 0;
+    rec->entity = NULL;
+    rec->entity_len = 0;
+    rec->ctype = NULL;
+    rec->ctype_len = 0;
+    rec->labels = NULL;
+    rec->labels_len = 0;
+    rec->nlabels = 0;
+    if (flags) {
+        uint64_t v;
+
+        if (flags & REC_F_EXPIRES) {
+            if (!varint_get(&v, &p, end)) {
+                return corrupt("bad expiry", len);
+            }
+            rec->expires_at = (int64_t)((uint64_t)rec->created_at
+                                        + (uint64_t)unzigzag(v));
+            if (rec->expires_at <= 0) {
+                return corrupt("bad expiry", len);
+            }
+        }
+        if (flags & REC_F_TTL) {
+            if (!varint_get(&v, &p, end) || v == 0 || v > INT64_MAX) {
+                return corrupt("bad ttl", len);
+            }
+            rec->ttl_ms = (int64_t)v;
+        }
+        if (flags & REC_F_LEASE) {
+            if (!varint_get(&v, &p, end) || v == 0) {
+                return corrupt("bad lease", len);
+            }
+            rec->lease = v;
+        }
+        if ((flags & REC_F_ENTITY)
+            && !get_text(&rec->entity, &rec->entity_len, &p, end,
+                         DKV_MAX_ENTITY)) {
+            return corrupt("bad entity", len);
+        }
+        if ((flags & REC_F_CTYPE)
+            && !get_text(&rec->ctype, &rec->ctype_len, &p, end,
+                         DKV_MAX_CONTENT_TYPE)) {
+            return corrupt("bad content type", len);
+        }
+        if (flags & REC_F_LABELS) {
+            dkv_status_t s;
+
+            if (p == end || *p == 0 || *p > DKV_MAX_LABELS) {
+                return corrupt("bad label count", len);
+            }
+            rec->nlabels = *p++;
+            rec->labels = p;
+            s = check_labels(&rec->labels_len, p, end, rec->nlabels, len);
+            if (s != DKV_OK) {
+                return s;
+            }
+            p += rec->labels_len;
+        }
     }
-    rec->labels = p;
-    rec->labels_len = ll;
-    rec->nlabels = nl;
-    return check_labels(p, ll, nl, len);
+    if ((uint64_t)(end - p) != vl) {
+        return corrupt("lengths do not add up", len);
+    }
+    rec->value = p;
+    rec->value_len = (size_t)vl;
+    return DKV_OK;
 }
+
+/* ============================================================ encoding */
 
 size_t
 dkv_rec_labels_size(const dkv_label_t *labels, size_t n)
@@ -144,23 +325,32 @@ size_t
 dkv_rec_size(const dkv_rec_t *rec, const dkv_label_t *labels,
              size_t nlabels)
 {
-    size_t ll = labels ? dkv_rec_labels_size(labels, nlabels)
-                       : rec->labels_len;
+    size_t nl = labels ? nlabels : rec->nlabels;
+    size_t size = 2 + varint_size(rec->version) + varint_size(rec->mod_rev)
+                  + varint_size(rec->mod_rev - rec->create_rev)
+                  + varint_size(zigzag(rec->created_at))
+                  + varint_size(rec->value_len) + rec->value_len;
 
-    return DKV_REC_HEADER + rec->value_len + rec->entity_len
-           + rec->ctype_len + ll;
-}
-
-void
-dkv_rec_encode_header(unsigned char *buf, const dkv_rec_t *rec)
-{
-    dkv_put_be64(buf + DKV_REC_OFF_VERSION, rec->version);
-    dkv_put_be64(buf + DKV_REC_OFF_CREATE_REV, rec->create_rev);
-    dkv_put_be64(buf + DKV_REC_OFF_MOD_REV, rec->mod_rev);
-    dkv_put_be64(buf + DKV_REC_OFF_CREATED_AT, (uint64_t)rec->created_at);
-    dkv_put_be64(buf + DKV_REC_OFF_EXPIRES_AT, (uint64_t)rec->expires_at);
-    dkv_put_be64(buf + DKV_REC_OFF_TTL, (uint64_t)rec->ttl_ms);
-    dkv_put_be64(buf + DKV_REC_OFF_LEASE, rec->lease);
+    if (rec->expires_at) {
+        size += varint_size(exp_delta(rec));
+    }
+    if (rec->ttl_ms) {
+        size += varint_size((uint64_t)rec->ttl_ms);
+    }
+    if (rec->lease) {
+        size += varint_size(rec->lease);
+    }
+    if (rec->entity_len) {
+        size += 1 + rec->entity_len;
+    }
+    if (rec->ctype_len) {
+        size += 1 + rec->ctype_len;
+    }
+    if (nl) {
+        size += 1 + (labels ? dkv_rec_labels_size(labels, nlabels)
+                            : rec->labels_len);
+    }
+    return size;
 }
 
 void
@@ -168,56 +358,69 @@ dkv_rec_encode(unsigned char *buf, const dkv_rec_t *rec,
                const dkv_label_t *labels, size_t nlabels)
 {
     unsigned char *p = buf;
-    size_t ll = labels ? dkv_rec_labels_size(labels, nlabels)
-                       : rec->labels_len;
     size_t nl = labels ? nlabels : rec->nlabels;
+    unsigned flags = (rec->expires_at ? REC_F_EXPIRES : 0)
+                     | (rec->ttl_ms ? REC_F_TTL : 0)
+                     | (rec->lease ? REC_F_LEASE : 0)
+                     | (rec->entity_len ? REC_F_ENTITY : 0)
+                     | (rec->ctype_len ? REC_F_CTYPE : 0)
+                     | (nl ? REC_F_LABELS : 0);
     size_t i;
 
-    p[0] = DKV_REC_FORMAT;
-    p[1] = 0;
-    p[2] = (unsigned char)(rec->entity_len >> 8);
-    p[3] = (unsigned char)rec->entity_len;
-    p[4] = (unsigned char)(rec->ctype_len >> 8);
-    p[5] = (unsigned char)rec->ctype_len;
-    p[6] = (unsigned char)(nl >> 8);
-    p[7] = (unsigned char)nl;
-    dkv_put_be32(p + 8, (uint32_t)rec->value_len);
-    dkv_put_be32(p + 12, (uint32_t)ll);
-    dkv_rec_encode_header(p, rec);
-    p += DKV_REC_HEADER;
-    if (rec->value_len) {
-        memcpy(p, rec->value, rec->value_len);
-        p += rec->value_len;
+    *p++ = DKV_REC_FORMAT;
+    *p++ = (unsigned char)flags;
+    p = varint_put(p, rec->version);
+    p = varint_put(p, rec->mod_rev);
+    p = varint_put(p, rec->mod_rev - rec->create_rev);
+    p = varint_put(p, zigzag(rec->created_at));
+    p = varint_put(p, rec->value_len);
+    if (rec->expires_at) {
+        p = varint_put(p, exp_delta(rec));
+    }
+    if (rec->ttl_ms) {
+        p = varint_put(p, (uint64_t)rec->ttl_ms);
+    }
+    if (rec->lease) {
+        p = varint_put(p, rec->lease);
     }
     if (rec->entity_len) {
+        *p++ = (unsigned char)rec->entity_len;
         memcpy(p, rec->entity, rec->entity_len);
         p += rec->entity_len;
     }
     if (rec->ctype_len) {
+        *p++ = (unsigned char)rec->ctype_len;
         memcpy(p, rec->ctype, rec->ctype_len);
         p += rec->ctype_len;
     }
-    if (!labels) {
-        if (ll) {
-            memcpy(p, rec->labels, ll);
-        }
-        return;
+    if (nl) {
+        *p++ = (unsigned char)nl;
     }
-    for (i = 0; i < nlabels; i++) {
-        size_t n = strlen(labels[i].name), v = strlen(labels[i].value);
+    if (!labels) {
+        if (rec->labels_len) {
+            memcpy(p, rec->labels, rec->labels_len);
+            p += rec->labels_len;
+        }
+    } else {
+        for (i = 0; i < nlabels; i++) {
+            size_t n = strlen(labels[i].name);
+            size_t v = strlen(labels[i].value);
 
-        p[0] = labels[i].indexed ? LABEL_INDEXED : 0;
-        p[1] = (unsigned char)n;
-        p[2] = (unsigned char)(v >> 8);
-        p[3] = (unsigned char)v;
-        p += LABEL_HEAD;
-        memcpy(p, labels[i].name, n);
-        p += n;
-        memcpy(p, labels[i].value, v);
-        p += v;
+            p[0] = labels[i].indexed ? LABEL_INDEXED : 0;
+            p[1] = (unsigned char)n;
+            p[2] = (unsigned char)(v >> 8);
+            p[3] = (unsigned char)v;
+            p += LABEL_HEAD;
+            memcpy(p, labels[i].name, n);
+            p += n;
+            memcpy(p, labels[i].value, v);
+            p += v;
+        }
+    }
+    if (rec->value_len) {
+        memcpy(p, rec->value, rec->value_len);
     }
 }
-
 /* Writes REC's labels into LABELS, their strings from *STR on. */
 static void
 unpack_labels(dkv_label_t *labels, char **str, const dkv_rec_t *rec)
@@ -273,13 +476,17 @@ dkv_rec_to_item(dkv_item_t *item, const dkv_rec_t *rec,
     size_t size = rec->nlabels * sizeof(dkv_label_t) + rec->labels_len
                   + key_len + 1 + vl + rec->entity_len + 1
                   + rec->ctype_len + 1;
-    char *block = apr_palloc(pool, size);
-    char *s = block + rec->nlabels * sizeof(dkv_label_t);
+    /* apr_palloc memory is aligned for any type. */
+    void *block = apr_palloc(pool, size);
+    dkv_label_t *labels = block;
+    char *s = (char *)(labels + rec->nlabels);
 
     item->status = DKV_OK;
-    item->labels = rec->nlabels ? (const dkv_label_t *)block : NULL;
+    item->labels = rec->nlabels ? labels : NULL;
     item->nlabels = rec->nlabels;
-    unpack_labels((dkv_label_t *)block, &s, rec);
+    if (rec->nlabels) {
+        unpack_labels(labels, &s, rec);
+    }
     memcpy(s, key, key_len);
     s[key_len] = '\0';
     item->key = s;

@@ -1,10 +1,14 @@
 /*
- * record.h -- the on-disk encoding of one key's record in the `kv`
- * database: a fixed 72-byte header (version, revisions, times, lease,
- * lengths) followed by the value, the entity, the content type and the
- * labels.  Decoding checks every length against the record's size, so a
- * damaged record is reported as DKV_ECORRUPT and never read out of bounds.
- * The layout is described in docs/internals/engine.md.
+ * record.h -- the on-disk encoding of one key's record (the value of its
+ * record key in LMDB's main database): a format byte, a flags byte saying
+ * which optional fields are present, varints for the version, revisions,
+ * creation time and value length, the optional fields (expiry, TTL, lease,
+ * entity, content type, labels) and last the value.  A plain key costs
+ * about 14 bytes besides its value.  Decoding checks every length against
+ * the record's size and accepts only the one canonical encoding of a
+ * record, so a damaged record is reported as DKV_ECORRUPT and never read
+ * out of bounds.
+ * The layout is described in record.c and docs/internals/engine.md.
  */
 #ifndef DKV_ENGINE_RECORD_H
 #define DKV_ENGINE_RECORD_H
@@ -16,21 +20,13 @@
 
 #include "dkv.h"
 
-/* Format byte of every record written by this version. */
-#define DKV_REC_FORMAT 1
-/* Size of the fixed header. */
-#define DKV_REC_HEADER 72
+/* Format byte of every record written by this version (1, a fixed
+ * 72-byte header, never shipped). */
+#define DKV_REC_FORMAT 2
+/* Size of the smallest record: format, flags and five one-byte varints. */
+#define DKV_REC_MIN 7
 /* Largest value of a label that is stored but not indexed. */
 #define DKV_REC_MAX_PLAIN_LABEL 65535
-
-/* Header field offsets (all big-endian). */
-#define DKV_REC_OFF_VERSION 16
-#define DKV_REC_OFF_CREATE_REV 24
-#define DKV_REC_OFF_MOD_REV 32
-#define DKV_REC_OFF_CREATED_AT 40
-#define DKV_REC_OFF_EXPIRES_AT 48
-#define DKV_REC_OFF_TTL 56
-#define DKV_REC_OFF_LEASE 64
 
 /* A record, decoded or to encode.  Byte fields point into the encoded
  * record (or the caller's buffers); strings are not NUL-terminated. */
@@ -71,10 +67,6 @@ size_t dkv_rec_size(const dkv_rec_t *rec, const dkv_label_t *labels,
  * dkv_rec_size() bytes. */
 void dkv_rec_encode(unsigned char *buf, const dkv_rec_t *rec,
                     const dkv_label_t *labels, size_t nlabels);
-
-/* Rewrites only the header fields of the encoded record BUF (the lengths
- * must be unchanged) from REC. */
-void dkv_rec_encode_header(unsigned char *buf, const dkv_rec_t *rec);
 
 /* Decodes REC's label area into an array of NUL-terminated copies in
  * POOL; *LABELS is NULL when there are none.  REC must come from

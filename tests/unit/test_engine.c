@@ -1388,7 +1388,7 @@ test_record_codec(void)
     dkv_rec_t rec, out;
     unsigned char *buf;
     const dkv_label_t *dl;
-    size_t size, cut;
+    size_t size, i;
 
     memset(&rec, 0, sizeof(rec));
     rec.version = 3;
@@ -1421,22 +1421,130 @@ test_record_codec(void)
     DKV_EXPECT_STR_EQ(dl[1].value, "value");
     DKV_EXPECT_INT_EQ(dl[1].indexed, 0);
 
-    /* every truncation and a few damaged bytes are refused */
+    /* numbers of every size (2^k - 1, 2^k, 2^k + 1) round-trip, at the
+     * very end of the record and before a value */
+    for (i = 0; i < 64 * 3 * 2; i++) {
+        uint64_t n = ((uint64_t)1 << (i / 6)) + (i / 2) % 3 - 1;
+
+        memset(&rec, 0, sizeof(rec));
+        rec.version = n ? n : 1;
+        rec.mod_rev = n;
+        rec.create_rev = n / 3;
+        rec.created_at = (int64_t)n;
+        rec.expires_at = (int64_t)(n >> 1) + 1;
+        rec.ttl_ms = (int64_t)(n >> 2) + 1;
+        rec.lease = n ? n : 1;
+        rec.value = (const unsigned char *)"0123456789";
+        rec.value_len = i % 2 ? 10 : 0;
+        size = dkv_rec_size(&rec, NULL, 0);
+        buf = apr_palloc(p, size);
+        dkv_rec_encode(buf, &rec, NULL, 0);
+        DKV_ASSERT_OK(dkv_rec_decode(&out, buf, size));
+        DKV_EXPECT_UINT_EQ(out.version, rec.version);
+        DKV_EXPECT_UINT_EQ(out.mod_rev, rec.mod_rev);
+        DKV_EXPECT_UINT_EQ(out.create_rev, rec.create_rev);
+        DKV_EXPECT_INT_EQ(out.created_at, rec.created_at);
+        DKV_EXPECT_INT_EQ(out.expires_at, rec.expires_at);
+        DKV_EXPECT_INT_EQ(out.ttl_ms, rec.ttl_ms);
+        DKV_EXPECT_UINT_EQ(out.lease, rec.lease);
+        DKV_EXPECT_UINT_EQ(out.value_len, rec.value_len);
+    }
+
+    /* a plain key: 14 bytes besides its value */
+    memset(&rec, 0, sizeof(rec));
+    rec.version = 1;
+    rec.create_rev = rec.mod_rev = 100000;
+    rec.created_at = T0;
+    rec.value = (const unsigned char *)"val";
+    rec.value_len = 3;
+    DKV_EXPECT_UINT_EQ(dkv_rec_size(&rec, NULL, 0), 14 + 3);
+    apr_pool_destroy(p);
+}
+
+/* Every truncation of a record is refused, and every damaged byte either
+ * is refused or decodes to a record whose encoding is exactly the
+ * damaged bytes (a changed number or text that only a checksum could
+ * catch). */
+static void
+test_record_damage(void)
+{
+    apr_pool_t *p = dkv_test_pool();
+    dkv_label_t labels[2] = { { "n", "v", 1 }, { "long", "value", 0 } };
+    dkv_rec_t rec, out;
+    unsigned char *buf, *again;
+    size_t size, cut, i, area, vlen_at, refused = 0;
+    uint64_t zz;
+    unsigned bit;
+
+    memset(&rec, 0, sizeof(rec));
+    rec.version = 3;
+    rec.create_rev = 1;
+    rec.mod_rev = 9;
+    rec.created_at = T0;
+    rec.expires_at = T0 + 5;
+    rec.ttl_ms = 5;
+    rec.lease = 7;
+    rec.value = (const unsigned char *)"val";
+    rec.value_len = 3;
+    rec.entity = "ent";
+    rec.entity_len = 3;
+    rec.ctype = "ct";
+    rec.ctype_len = 2;
+    size = dkv_rec_size(&rec, labels, 2);
+    buf = apr_palloc(p, size);
+    again = apr_palloc(p, size);
+    dkv_rec_encode(buf, &rec, labels, 2);
+    DKV_ASSERT_OK(dkv_rec_decode(&out, buf, size));
+    area = (size_t)(out.labels - buf);
+
     for (cut = 0; cut < size; cut++) {
         DKV_EXPECT_STATUS(dkv_rec_decode(&out, buf, cut), DKV_ECORRUPT);
     }
+    for (i = 0; i < size; i++) {
+        for (bit = 0; bit < 8; bit++) {
+            dkv_status_t s;
+
+            buf[i] ^= (unsigned char)(1u << bit);
+            s = dkv_rec_decode(&out, buf, size);
+            if (s == DKV_OK) {
+                DKV_EXPECT_UINT_EQ(dkv_rec_size(&out, NULL, 0), size);
+                dkv_rec_encode(again, &out, NULL, 0);
+                DKV_EXPECT_TRUE(memcmp(again, buf, size) == 0);
+            } else {
+                DKV_EXPECT_STATUS(s, DKV_ECORRUPT);
+                refused++;
+            }
+            buf[i] ^= (unsigned char)(1u << bit);
+        }
+    }
+    /* the flips refused include every one of the format and flags
+     * bytes */
+    DKV_EXPECT_TRUE(refused >= 16);
+
     buf[0] = 9;
     DKV_EXPECT_STATUS(dkv_rec_decode(&out, buf, size), DKV_ECORRUPT);
     buf[0] = DKV_REC_FORMAT;
-    buf[DKV_REC_HEADER + 3 + 3 + 2 + 1] = 200;  /* first label name len */
+    buf[1] |= 0x40;                             /* unknown flag */
     DKV_EXPECT_STATUS(dkv_rec_decode(&out, buf, size), DKV_ECORRUPT);
-    buf[DKV_REC_HEADER + 3 + 3 + 2 + 1] = 1;
-    buf[DKV_REC_HEADER + 3 + 3 + 2] = 0x80;     /* unknown label flag */
+    buf[1] &= (unsigned char)~0x40;
+    buf[area + 1] = 200;                        /* first label name len */
     DKV_EXPECT_STATUS(dkv_rec_decode(&out, buf, size), DKV_ECORRUPT);
-    buf[DKV_REC_HEADER + 3 + 3 + 2] = 1;
-    dkv_put_be32(buf + 8, 100);                 /* value length */
+    buf[area + 1] = 1;
+    buf[area] = 0x80;                           /* unknown label flag */
     DKV_EXPECT_STATUS(dkv_rec_decode(&out, buf, size), DKV_ECORRUPT);
-    dkv_put_be32(buf + 8, 3);
+    buf[area] = 1;
+    /* the value length: after format, flags, three one-byte varints and
+     * the created-at varint */
+    vlen_at = 5;
+    for (zz = (uint64_t)T0 << 1; zz; zz >>= 7) {
+        vlen_at++;
+    }
+    DKV_EXPECT_UINT_EQ(buf[vlen_at], 3);
+    buf[vlen_at] = 4;
+    DKV_EXPECT_STATUS(dkv_rec_decode(&out, buf, size), DKV_ECORRUPT);
+    buf[vlen_at] = 0x83;                        /* runs into the next */
+    DKV_EXPECT_STATUS(dkv_rec_decode(&out, buf, size), DKV_ECORRUPT);
+    buf[vlen_at] = 3;
     DKV_EXPECT_OK(dkv_rec_decode(&out, buf, size));
     apr_pool_destroy(p);
 }
@@ -1447,7 +1555,7 @@ test_damaged_store(void)
     fx_t fx;
     MDB_txn *txn;
     /* a record key: DKV_KV_TAG + user key (engine-int.h) */
-    MDB_val k = { 4, (void *)"\001bad" }, v = { 10, (void *)"0123456789" };
+    MDB_val k = { 4, (void *)"\377bad" }, v = { 10, (void *)"0123456789" };
     dkv_eng_read_t *r;
     dkv_eng_write_t *w;
     dkv_item_t item;
@@ -1647,6 +1755,7 @@ test_engine_register(void)
     DKV_TEST_ADD(s, test_reopen);
     DKV_TEST_ADD(s, test_not_a_store);
     DKV_TEST_ADD(s, test_record_codec);
+    DKV_TEST_ADD(s, test_record_damage);
     DKV_TEST_ADD(s, test_damaged_store);
     DKV_TEST_ADD(s, test_full);
     DKV_TEST_ADD(s, test_read_contexts);
