@@ -29,4 +29,9 @@ void dkv_free(void *ptr);
  * when S is NULL. */
 char *dkv_strdup(const char *s);
 
+/* APR_ARRAY_IDX without the alignment warning: an APR array's elements
+ * come from a pool, aligned for any type, but its elts is a char *, so the
+ * cast goes through void * to say so to -Wcast-align. */
+#define DKV_ARRAY_IDX(ary, i, type) (((type *)(void *)(ary)->elts)[i])
+
 #endif /* DKV_COMMON_ALLOC_H */

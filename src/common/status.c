@@ -8,6 +8,7 @@
  * LMDB return codes to statuses lives here too, so that every component
  * reports LMDB failures the same way.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -126,5 +127,26 @@ dkv_status_from_mdb(int rc)
     if (rc >= MDB_KEYEXIST && rc <= MDB_LAST_ERRCODE) {
         return DKV_EUNAVAILABLE;
     }
+    switch (rc) {
+    /* The C-runtime errno values LMDB returns itself, on every platform
+     * (mdb_strerror's list for Windows).  APR takes errno values as they
+     * are, on Windows too (APR_EACCES is EACCES there), so they stay
+     * errno values rather than being read as Win32 codes of the same
+     * number (13 would be ERROR_INVALID_DATA).  EIO (5) is left out on
+     * purpose: on Windows 5 is far more often ERROR_ACCESS_DENIED from
+     * the file calls than LMDB's rare short-write EIO. */
+    case ENOENT:
+    case ENOMEM:
+    case EACCES:
+    case EBUSY:
+    case EINVAL:
+    case ENOSPC:
+        return rc;
+    default:
+        break;
+    }
+    /* What the system said: errno on Unix, GetLastError() on Windows
+     * (ERROR_ACCESS_DENIED, ERROR_PATH_NOT_FOUND...), so APR's
+     * APR_STATUS_IS_EACCES / _ENOENT recognize them on both. */
     return APR_FROM_OS_ERROR(rc);
 }

@@ -47,8 +47,14 @@ void dkv_error_clear(void);
 /* Maps an LMDB return code to a status: 0 -> DKV_OK, MDB_NOTFOUND ->
  * DKV_ENOTFOUND, MDB_MAP_FULL -> DKV_EFULL, MDB_CORRUPTED/MDB_INVALID/
  * MDB_VERSION_MISMATCH/MDB_PAGE_NOTFOUND -> DKV_ECORRUPT, MDB_BAD_VALSIZE
- * -> DKV_ETOOLARGE, other MDB_* -> DKV_EUNAVAILABLE, errno values ->
- * APR_FROM_OS_ERROR.  Does not set the message. */
+ * -> DKV_ETOOLARGE, other MDB_* -> DKV_EUNAVAILABLE.  The C-runtime
+ * errno values LMDB returns itself (ENOENT, ENOMEM, EACCES, EBUSY, EINVAL,
+ * ENOSPC) stay as they are, which APR reads as those errors everywhere
+ * (APR_EACCES == EACCES, also on Windows); any other code is the
+ * system's (errno on Unix, GetLastError() on Windows) and becomes
+ * APR_FROM_OS_ERROR(code).  So access denied and not found satisfy
+ * APR_STATUS_IS_EACCES / APR_STATUS_IS_ENOENT on every platform.  Does
+ * not set the message. */
 dkv_status_t dkv_status_from_mdb(int rc);
 
 #endif /* DKV_COMMON_STATUS_H */

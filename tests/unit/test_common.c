@@ -123,7 +123,7 @@ last_error_is_per_thread(void)
     dkv_error_set(DKV_EINVAL, "from the main thread");
     DKV_ASSERT_INT_EQ(apr_thread_create(&t, NULL, other_thread, &tc, pool),
                       APR_SUCCESS);
-    DKV_ASSERT_INT_EQ(apr_thread_join(&ignored, t), APR_SUCCESS);
+    DKV_ASSERT_INT_EQ(dkv_test_thread_join(&ignored, t), APR_SUCCESS);
     DKV_EXPECT_STR_EQ(tc.seen_before, "");
     DKV_EXPECT_STR_EQ(tc.seen_after, "from the other thread");
     DKV_EXPECT_STR_EQ(dkv_last_error(), "from the main thread");
@@ -149,13 +149,46 @@ status_from_mdb_maps(void)
                       DKV_EUNAVAILABLE);
     DKV_EXPECT_INT_EQ(dkv_status_from_mdb(MDB_KEYEXIST), DKV_EUNAVAILABLE);
     DKV_EXPECT_INT_EQ(dkv_status_from_mdb(MDB_BAD_DBI), DKV_EUNAVAILABLE);
-#if defined(EACCES)
-    DKV_EXPECT_INT_EQ(dkv_status_from_mdb(EACCES), APR_FROM_OS_ERROR(EACCES));
+    /* The C-runtime errno values LMDB returns itself, on every platform,
+     * are APR's errno statuses (APR_EACCES is EACCES on Windows too). */
+    DKV_EXPECT_INT_EQ(dkv_status_from_mdb(EACCES), APR_EACCES);
     DKV_EXPECT_TRUE(APR_STATUS_IS_EACCES(dkv_status_from_mdb(EACCES)));
-#endif
-#if defined(ENOENT)
     DKV_EXPECT_TRUE(APR_STATUS_IS_ENOENT(dkv_status_from_mdb(ENOENT)));
-#endif
+    DKV_EXPECT_TRUE(APR_STATUS_IS_ENOMEM(dkv_status_from_mdb(ENOMEM)));
+    DKV_EXPECT_TRUE(APR_STATUS_IS_EINVAL(dkv_status_from_mdb(EINVAL)));
+    DKV_EXPECT_TRUE(APR_STATUS_IS_ENOSPC(dkv_status_from_mdb(ENOSPC)));
+}
+
+/* LMDB passes the system's own error codes on (errno on Unix,
+ * GetLastError() on Windows).  Real ones, made here through APR, must
+ * keep their meaning after the mapping. */
+static void
+status_from_mdb_os_codes(void)
+{
+    apr_pool_t *pool = dkv_test_pool();
+    const char *dir = dkv_test_tempdir(pool);
+    const char *missing = apr_pstrcat(pool, dir, "/no/such/dir", NULL);
+    apr_file_t *f = NULL;
+    apr_dir_t *d = NULL;
+    apr_status_t s;
+    int code;
+
+    /* Not found: ENOENT, or ERROR_PATH_NOT_FOUND / ERROR_FILE_NOT_FOUND. */
+    s = apr_dir_open(&d, missing, pool);
+    DKV_ASSERT_TRUE(APR_STATUS_IS_ENOENT(s));
+    code = APR_TO_OS_ERROR(s);
+    DKV_EXPECT_TRUE(APR_STATUS_IS_ENOENT(dkv_status_from_mdb(code)));
+
+    /* A directory opened for writing: EISDIR on Unix, ERROR_ACCESS_DENIED
+     * on Windows.  Either way the code passes through unchanged. */
+    s = apr_file_open(&f, dir, APR_FOPEN_WRITE, APR_OS_DEFAULT, pool);
+    DKV_ASSERT_TRUE(s != APR_SUCCESS);
+    code = APR_TO_OS_ERROR(s);
+    DKV_EXPECT_INT_EQ(dkv_status_from_mdb(code), APR_FROM_OS_ERROR(code));
+    DKV_EXPECT_INT_EQ(dkv_status_from_mdb(code), s);
+    DKV_EXPECT_INT_EQ(APR_STATUS_IS_EACCES(dkv_status_from_mdb(code)),
+                      APR_STATUS_IS_EACCES(s));
+    apr_pool_destroy(pool);
 }
 
 /* ---------------------------------------------------- alloc and version */
@@ -276,6 +309,7 @@ test_common_register(void)
     DKV_TEST_ADD(s, last_error_set_and_clear);
     DKV_TEST_ADD(s, last_error_is_per_thread);
     DKV_TEST_ADD(s, status_from_mdb_maps);
+    DKV_TEST_ADD(s, status_from_mdb_os_codes);
     DKV_TEST_ADD(s, alloc_wrappers);
     DKV_TEST_ADD(s, version_matches_header);
     DKV_TEST_ADD(s, mkdtemp_makes_fresh_dirs);

@@ -431,6 +431,25 @@ dkv_test_tempdir(apr_pool_t *pool)
     return path;
 }
 
+/* ============================================================= threads */
+
+apr_status_t
+dkv_test_thread_join(apr_status_t *retval, apr_thread_t *thread)
+{
+    apr_status_t exitval = APR_SUCCESS;
+    apr_status_t rv = apr_thread_join(&exitval, thread);
+
+    if (rv == APR_INCOMPLETE) {
+        /* APR on Windows: joined, but no apr_thread_exit status. */
+        exitval = APR_SUCCESS;
+        rv = APR_SUCCESS;
+    }
+    if (retval != NULL) {
+        *retval = rv == APR_SUCCESS ? exitval : rv;
+    }
+    return rv;
+}
+
 /* ============================================================ programs */
 
 const char *
