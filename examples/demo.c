@@ -30,31 +30,9 @@
 
 #include <dkv.h>
 
+#include "example.h"
+
 /* ------------------------------------------------------------- helpers */
-
-/* Exits when STATUS is not DKV_OK, saying which call failed and why:
- * dkv_strerror() names the status, dkv_last_error() gives the detail. */
-static void
-check(dkv_status_t status, const char *what)
-{
-    if (status != DKV_OK) {
-        const char *detail = dkv_last_error();
-
-        fprintf(stderr, "FAILED: %s: %s (%s)\n", what,
-                dkv_strerror(status), detail);
-        exit(1);
-    }
-}
-
-/* Exits unless CONDITION holds. */
-static void
-require(int condition, const char *what)
-{
-    if (!condition) {
-        fprintf(stderr, "FAILED: %s\n", what);
-        exit(1);
-    }
-}
 
 static void
 section(const char *title)
