@@ -15,6 +15,7 @@
 #include "win32/config-win32.h"
 #endif
 
+#include <apr_network_io.h>
 #include <apr_pools.h>
 
 #include "dkv/common.h"
@@ -36,5 +37,40 @@ dkv_status_t dkv_plat_mkdtemp(char **path, const char *prefix,
  * Implemented once with APR (platform/unix/rmtree.c, compiled on every
  * platform). */
 dkv_status_t dkv_plat_rmtree(const char *path, apr_pool_t *pool);
+
+/* ----------------------------------------------------------- processors */
+
+/* The number of processors the system has online (at least 1).
+ * Thread-safe. */
+unsigned dkv_plat_cpus(void);
+
+/* ------------------------------------------------------------- daemons */
+
+/* Called when the process is asked to stop: REASON names the request
+ * ("SIGTERM", "SIGINT", "console Ctrl+C", ...).  Runs on a thread of its
+ * own (never in a signal handler), so it may lock and wake up pollsets; it
+ * may be called again for a second request. */
+typedef void (dkv_plat_stop_fn)(void *baton, const char *reason);
+
+/* Routes the process's stop requests to FN: on Unix SIGTERM and SIGINT
+ * (blocked in every thread and taken by a sigwait thread; SIGPIPE is
+ * ignored, since a closed peer is reported by send() instead); on Windows
+ * the console control events (Ctrl+C, Ctrl+Break, close, logoff,
+ * shutdown).  Call it once, before any other thread starts, so threads
+ * inherit the signal mask.  Returns DKV_OK or the system's status. */
+dkv_status_t dkv_plat_stop_signals(dkv_plat_stop_fn *fn, void *baton);
+
+/* Raises the limit on open descriptors (Unix: RLIMIT_NOFILE's soft limit
+ * up to the hard limit) so a server can hold many connections.  *LIMIT
+ * receives the limit now in force (0: the platform has no such limit).
+ * Returns DKV_OK, or the system's status when the limit could not be read
+ * (a refused raise is not an error: *LIMIT tells what is in force). */
+dkv_status_t dkv_plat_raise_fd_limit(uint64_t *limit);
+
+/* Sets the options a listening socket needs before bind (Unix:
+ * SO_REUSEADDR, so a restarted server can bind while old connections sit
+ * in TIME_WAIT; Windows: nothing, since SO_REUSEADDR there would let two
+ * servers share a port).  Returns DKV_OK or the APR status. */
+dkv_status_t dkv_plat_listener_prepare(apr_socket_t *sock);
 
 #endif /* DKV_PLATFORM_H */

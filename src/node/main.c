@@ -1,0 +1,473 @@
+/*
+ * main.c -- dkv-node, the server of one store instance: reads its settings
+ * (flags and an optional config file), opens its log, its client port and
+ * its store (the engine on LMDB), starts the request service and runs the
+ * event loop until SIGTERM/SIGINT (or the Windows console equivalents),
+ * then shuts down gracefully.
+ *
+ * Exit status: 0 after a graceful stop, 1 when the node cannot start (port
+ * in use, store unusable), 2 for bad settings.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include <apr_file_io.h>
+#include <apr_general.h>
+#include <apr_strings.h>
+
+#include "dkv.h"
+#include "common/alloc.h"
+#include "common/config.h"
+#include "common/log.h"
+#include "common/proto.h"
+#include "common/status.h"
+#include "engine/engine.h"
+#include "node/net.h"
+#include "node/service.h"
+#include "platform/platform.h"
+
+#define PROG "dkv-node"
+/* Longest access token accepted from --token-file. */
+#define TOKEN_MAX 4096
+#define MIB (1024u * 1024u)
+
+typedef struct settings {
+    const char *config;
+    const char *store;
+    const char *instance;
+    const char *data_dir;
+    const char *bind;
+    const char *log_file;
+    const char *log_level;
+    const char *token_file;
+    const char *port_file;
+    uint64_t client_port;
+    uint64_t cluster_port;
+    uint64_t max_connections;
+    uint64_t max_value;
+    uint64_t map_size;
+    uint64_t max_frame;
+    uint64_t max_output;
+    uint64_t idle_timeout;
+    uint64_t request_timeout;
+    uint64_t readers;
+    int no_sync;
+    int help;
+    int version;
+} settings_t;
+
+enum {
+    OPT_CLIENT_PORT = 5,    /* index in the table below */
+    OPT_CLUSTER_PORT = 6,
+    OPT_MAX_FRAME = 13
+};
+
+static settings_t set = {
+    NULL, NULL, NULL, NULL, "127.0.0.1", NULL, "info", NULL, NULL,
+    0, 0, 4096, 1 * MIB, 0, 0, 8 * MIB, 300, 30, 0, 0, 0, 0
+};
+
+static dkv_config_opt_t options[] = {
+    { "config", DKV_CONF_STRING, &set.config, 0, 0, "FILE",
+      "Read settings from FILE: lines of 'name = value' with the names of "
+      "these flags, '#' comments.  Flags win over the file.", 1, 0 },
+    { "store", DKV_CONF_STRING, &set.store, 0, 0, "NAME",
+      "The store this node serves (required).", 0, 0 },
+    { "instance", DKV_CONF_STRING, &set.instance, 0, 0, "NAME",
+      "This instance's name (default: STORE-1).", 0, 0 },
+    { "data-dir", DKV_CONF_STRING, &set.data_dir, 0, 0, "DIR",
+      "Directory of the store's data (required; created if missing).", 0,
+      0 },
+    { "bind", DKV_CONF_STRING, &set.bind, 0, 0, "ADDR",
+      "Address the client port listens on (default 127.0.0.1).", 0, 0 },
+    { "client-port", DKV_CONF_UINT, &set.client_port, 0, 65535, "N",
+      "The client port (required).  0 picks a free port: it is printed "
+      "on stdout, logged, and written to --port-file.", 0, 0 },
+    { "cluster-port", DKV_CONF_UINT, &set.cluster_port, 1, 65535, "N",
+      "The cluster port for replication: recorded and logged, but not "
+      "bound yet (replication comes in a later version).", 0, 0 },
+    { "port-file", DKV_CONF_STRING, &set.port_file, 0, 0, "FILE",
+      "Write the bound client port (a decimal number and a newline) to "
+      "FILE once the node serves.", 0, 0 },
+    { "log-file", DKV_CONF_STRING, &set.log_file, 0, 0, "FILE",
+      "Append the log to FILE (warnings and errors also go to stderr).  "
+      "Default: stderr only.", 0, 0 },
+    { "log-level", DKV_CONF_STRING, &set.log_level, 0, 0, "LEVEL",
+      "debug, info (default), warn or error.", 0, 0 },
+    { "token-file", DKV_CONF_STRING, &set.token_file, 0, 0, "FILE",
+      "The store's access token (the file's content, without its trailing "
+      "newline; at most 4096 bytes).  Clients must present it in HELLO.  "
+      "Without a token the node accepts loopback clients only.", 0, 0 },
+    { "max-connections", DKV_CONF_UINT, &set.max_connections, 1, 1000000,
+      "N", "Most client connections at once (default 4096); more are "
+      "refused.", 0, 0 },
+    { "max-value", DKV_CONF_SIZE, &set.max_value, 1, 1024u * MIB, "SIZE",
+      "The store's largest value (default 1M).", 0, 0 },
+    { "max-frame", DKV_CONF_SIZE, &set.max_frame, DKV_PROTO_MIN_FRAME,
+      1024u * MIB, "SIZE", "Largest protocol frame accepted (default 64M, "
+      "at least max-value + 1M).", 0, 0 },
+    { "max-output", DKV_CONF_SIZE, &set.max_output, 64u * 1024u,
+      4096u * MIB, "SIZE", "Output buffered per connection before the node "
+      "stops reading its requests and drops its watches (default 8M).",
+      0, 0 },
+    { "map-size", DKV_CONF_SIZE, &set.map_size, 0, 0, "SIZE",
+      "LMDB map size: the store's largest size on disk (default 1G).", 0,
+      0 },
+    { "idle-timeout", DKV_CONF_UINT, &set.idle_timeout, 0, 0, "SEC",
+      "Close connections idle this long: no request in flight, no watch, "
+      "nothing read or written (default 300; 0: never).  Also closes a "
+      "connection whose client has not read its answers for this long.",
+      0, 0 },
+    { "request-timeout", DKV_CONF_UINT, &set.request_timeout, 0, 0, "SEC",
+      "Close a connection that started a frame and did not finish it in "
+      "this time, and log requests unanswered this long (default 30; 0: "
+      "never).  The node never answers for the store: clients time out "
+      "on their own.", 0, 0 },
+    { "readers", DKV_CONF_UINT, &set.readers, 0, 256, "N",
+      "Reader threads of the request service (default: one per CPU).", 0,
+      0 },
+    { "no-sync", DKV_CONF_FLAG, &set.no_sync, 0, 0, NULL,
+      "UNSAFE: do not sync commits to disk.  Faster, but a crash of the "
+      "machine (not only of the node) can lose acknowledged writes.", 0,
+      0 },
+    { "help", DKV_CONF_FLAG, &set.help, 0, 0, NULL,
+      "Show this help and exit.", 1, 0 },
+    { "version", DKV_CONF_FLAG, &set.version, 0, 0, NULL,
+      "Show the version and exit.", 1, 0 },
+    { NULL, 0, NULL, 0, 0, NULL, NULL, 0, 0 }
+};
+
+static void
+usage(FILE *out)
+{
+    fprintf(out, "Usage: " PROG " --store NAME --data-dir DIR "
+            "--client-port N [OPTION...]\n"
+            "Serves one instance of a dkv store to clients (the dkv client "
+            "protocol,\ndocs/protocol.md).  Stops gracefully on SIGTERM or "
+            "SIGINT.\n\nOptions:\n");
+    dkv_config_print_help(options, out);
+    fprintf(out, "\nExit status: 0 after a graceful stop, 1 when the node "
+            "cannot start,\n2 for bad settings.\n");
+}
+
+/* Reports a start-up failure (one plain line on stderr, and the log
+ * file's line) and returns 1. */
+static int
+fail(const char *msg)
+{
+    dkv_log_set_stderr(0);
+    dkv_log(DKV_LOG_ERROR, "%s", msg);
+    dkv_log_set_stderr(1);
+    fprintf(stderr, PROG ": %s\n", msg);
+    return 1;
+}
+
+/* Prints a settings problem and returns 2. */
+static int
+bad_settings(const char *msg)
+{
+    fprintf(stderr, PROG ": %s\nTry '" PROG " --help'.\n", msg);
+    return 2;
+}
+
+/* Reads the token file into a digest in sodium memory (*DIGEST, free with
+ * sodium_free).  The token itself is wiped. */
+static dkv_status_t
+load_token(unsigned char **digest, const char *path, apr_pool_t *pool)
+{
+    apr_file_t *file;
+    apr_status_t rv;
+    apr_size_t len = TOKEN_MAX + 1;
+    unsigned char *buf;
+    char err[120];
+
+    rv = apr_file_open(&file, path, APR_FOPEN_READ, APR_FPROT_OS_DEFAULT,
+                       pool);
+    if (rv != APR_SUCCESS) {
+        return dkv_error_set(rv, "cannot read token file %s: %s", path,
+                             apr_strerror(rv, err, sizeof(err)));
+    }
+    buf = sodium_malloc(TOKEN_MAX + 1);
+    if (buf == NULL) {
+        apr_file_close(file);
+        return dkv_error_set(APR_ENOMEM, "out of secure memory");
+    }
+    rv = apr_file_read_full(file, buf, len, &len);
+    apr_file_close(file);
+    if (rv != APR_SUCCESS && rv != APR_EOF) {
+        sodium_free(buf);
+        return dkv_error_set(rv, "cannot read token file %s: %s", path,
+                             apr_strerror(rv, err, sizeof(err)));
+    }
+    if (len > TOKEN_MAX) {
+        sodium_free(buf);
+        return dkv_error_set(DKV_EINVAL, "token file %s is larger than %u "
+                             "bytes", path, TOKEN_MAX);
+    }
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) {
+        len--;
+    }
+    if (len == 0) {
+        sodium_free(buf);
+        return dkv_error_set(DKV_EINVAL, "token file %s is empty", path);
+    }
+    *digest = sodium_malloc(DKV_NODE_TOKEN_HASH);
+    if (*digest == NULL) {
+        sodium_free(buf);
+        return dkv_error_set(APR_ENOMEM, "out of secure memory");
+    }
+    crypto_generichash(*digest, DKV_NODE_TOKEN_HASH, buf, len, NULL, 0);
+    sodium_memzero(buf, TOKEN_MAX + 1);
+    sodium_free(buf);
+    sodium_mprotect_readonly(*digest);
+    return DKV_OK;
+}
+
+/* Writes PORT to PATH (through a temporary file and a rename, so readers
+ * never see half of it). */
+static dkv_status_t
+write_port_file(const char *path, apr_port_t port, apr_pool_t *pool)
+{
+    const char *tmp = apr_pstrcat(pool, path, ".tmp", NULL);
+    const char *text = apr_psprintf(pool, "%u\n", (unsigned)port);
+    apr_file_t *file;
+    apr_status_t rv;
+    char err[120];
+
+    rv = apr_file_open(&file, tmp, APR_FOPEN_WRITE | APR_FOPEN_CREATE
+                       | APR_FOPEN_TRUNCATE, APR_FPROT_OS_DEFAULT, pool);
+    if (rv == APR_SUCCESS) {
+        rv = apr_file_write_full(file, text, strlen(text), NULL);
+        apr_file_close(file);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = apr_file_rename(tmp, path, pool);
+    }
+    if (rv != APR_SUCCESS) {
+        return dkv_error_set(rv, "cannot write port file %s: %s", path,
+                             apr_strerror(rv, err, sizeof(err)));
+    }
+    return DKV_OK;
+}
+
+static void
+on_stop(void *baton, const char *reason)
+{
+    dkv_node_stop(baton, reason);
+}
+
+/* Checks and completes the settings; returns NULL or the problem. */
+static const char *
+check_settings(apr_pool_t *pool)
+{
+    if (set.store == NULL || set.store[0] == '\0') {
+        return "--store NAME is required";
+    }
+    if (strlen(set.store) > 255) {
+        return "--store: the name is longer than 255 bytes";
+    }
+    if (set.data_dir == NULL || set.data_dir[0] == '\0') {
+        return "--data-dir DIR is required";
+    }
+    if (!options[OPT_CLIENT_PORT].set) {
+        return "--client-port N is required (0: any free port)";
+    }
+    if (set.instance == NULL || set.instance[0] == '\0') {
+        set.instance = apr_pstrcat(pool, set.store, "-1", NULL);
+    }
+    if (!options[OPT_MAX_FRAME].set) {
+        set.max_frame = DKV_PROTO_DEFAULT_FRAME;
+        if (set.max_frame < set.max_value + MIB) {
+            set.max_frame = set.max_value + MIB;
+        }
+    } else if (set.max_frame < set.max_value + MIB) {
+        /* apr_psprintf has no %llu: C99 snprintf does. */
+        static char msg[160];
+
+        snprintf(msg, sizeof(msg), "--max-frame %llu is too small: it must "
+                 "be at least max-value + 1M (%llu)",
+                 (unsigned long long)set.max_frame,
+                 (unsigned long long)(set.max_value + MIB));
+        return msg;
+    }
+    if (set.idle_timeout > 10u * 365 * 86400
+        || set.request_timeout > 10u * 365 * 86400) {
+        return "timeouts are limited to 10 years";
+    }
+    return NULL;
+}
+
+int
+main(int argc, const char *const *argv)
+{
+    apr_pool_t *pool, *engine_pool, *service_pool;
+    dkv_log_level_t level = DKV_LOG_INFO;
+    unsigned char *token_hash = NULL;
+    dkv_engine_opts_t eopts;
+    dkv_service_opts_t sopts;
+    dkv_node_opts_t nopts;
+    dkv_engine_t *engine = NULL;
+    dkv_service_t *service = NULL;
+    dkv_node_t *node = NULL;
+    const char *problem, *reason = "stop requested", *cfg;
+    uint64_t fd_limit = 0;
+    dkv_status_t st;
+    char cluster[48];
+    apr_status_t rv;
+
+    if (apr_app_initialize(&argc, &argv, NULL) != APR_SUCCESS) {
+        fprintf(stderr, PROG ": cannot initialize APR\n");
+        return 1;
+    }
+    atexit(apr_terminate);
+    if (apr_pool_create(&pool, NULL) != APR_SUCCESS) {
+        fprintf(stderr, PROG ": out of memory\n");
+        return 1;
+    }
+
+    /* ----- settings: the config file first, then the flags over it */
+    cfg = dkv_config_find_arg("config", argc, argv);
+    if (cfg != NULL && dkv_config_find_arg("help", argc, argv) == NULL) {
+        st = dkv_config_parse_file(options, cfg, pool);
+        if (st != DKV_OK) {
+            return bad_settings(dkv_last_error());
+        }
+    }
+    st = dkv_config_parse_args(options, argc, argv, pool);
+    if (st != DKV_OK) {
+        return bad_settings(dkv_last_error());
+    }
+    if (set.help) {
+        usage(stdout);
+        return 0;
+    }
+    if (set.version) {
+        printf(PROG " %s (dkv protocol %d)\n", dkv_version(),
+               DKV_PROTO_VERSION);
+        return 0;
+    }
+    problem = check_settings(pool);
+    if (problem != NULL) {
+        return bad_settings(problem);
+    }
+    if (dkv_log_level_parse(&level, set.log_level) != DKV_OK) {
+        return bad_settings(dkv_last_error());
+    }
+    if (sodium_init() < 0) {
+        fprintf(stderr, PROG ": libsodium failed to initialize\n");
+        return 1;
+    }
+    if (set.token_file != NULL
+        && load_token(&token_hash, set.token_file, pool) != DKV_OK) {
+        return bad_settings(dkv_last_error());
+    }
+    if (dkv_log_open(PROG, set.log_file, level, pool) != DKV_OK) {
+        return bad_settings(dkv_last_error());
+    }
+
+    /* ----- the client port (before any thread, for the signal mask) */
+    memset(&nopts, 0, sizeof(nopts));
+    nopts.store = set.store;
+    nopts.instance = set.instance;
+    nopts.bind = set.bind;
+    nopts.port = (apr_port_t)set.client_port;
+    nopts.max_connections = (size_t)set.max_connections;
+    nopts.max_frame = (uint32_t)set.max_frame;
+    nopts.max_value = (uint32_t)set.max_value;
+    nopts.max_output = (size_t)set.max_output;
+    nopts.idle_timeout = apr_time_from_sec(set.idle_timeout);
+    nopts.request_timeout = apr_time_from_sec(set.request_timeout);
+    nopts.token_hash = token_hash;
+    if (dkv_plat_raise_fd_limit(&fd_limit) != DKV_OK) {
+        dkv_log(DKV_LOG_WARN, "%s", dkv_last_error());
+    }
+    if (fd_limit != 0 && fd_limit < set.max_connections + 64) {
+        dkv_log(DKV_LOG_WARN, "the descriptor limit (%llu) is below "
+                "--max-connections %llu + 64: connections past it will be "
+                "refused by the system", (unsigned long long)fd_limit,
+                (unsigned long long)set.max_connections);
+    }
+    if (dkv_node_create(&node, &nopts, pool) != DKV_OK
+        || dkv_plat_stop_signals(on_stop, node) != DKV_OK
+        || dkv_node_listen(node) != DKV_OK) {
+        return fail(dkv_last_error());
+    }
+
+    /* ----- the store */
+    rv = apr_dir_make_recursive(set.data_dir, APR_FPROT_OS_DEFAULT, pool);
+    if (rv != APR_SUCCESS) {
+        char err[120];
+
+        return fail(apr_psprintf(pool, "cannot create data directory %s: "
+                                 "%s", set.data_dir,
+                                 apr_strerror(rv, err, sizeof(err))));
+    }
+    memset(&eopts, 0, sizeof(eopts));
+    eopts.max_value = (size_t)set.max_value;
+    eopts.map_size = set.map_size;
+    eopts.no_sync = set.no_sync;
+    apr_pool_create(&engine_pool, NULL);
+    st = dkv_engine_open(&engine, set.data_dir, &eopts, engine_pool);
+    if (st != DKV_OK) {
+        return fail(apr_psprintf(pool, "cannot open store '%s' in %s: %s "
+                                 "(%s)", set.store, set.data_dir,
+                                 dkv_strerror(st), dkv_last_error()));
+    }
+    memset(&sopts, 0, sizeof(sopts));
+    sopts.readers = (unsigned)set.readers;
+    sopts.instance = set.instance;
+    apr_pool_create(&service_pool, NULL);
+    st = dkv_service_create(&service, engine, &sopts, dkv_node_send, node,
+                            service_pool);
+    if (st != DKV_OK) {
+        const char *msg = apr_psprintf(pool, "cannot start the request "
+                                       "service: %s (%s)", dkv_strerror(st),
+                                       dkv_last_error());
+
+        dkv_engine_close(engine);
+        return fail(msg);
+    }
+
+    /* ----- serving */
+    if (set.port_file != NULL
+        && write_port_file(set.port_file, node->port, pool) != DKV_OK) {
+        dkv_log(DKV_LOG_ERROR, "%s", dkv_last_error());
+    }
+    if (options[OPT_CLUSTER_PORT].set) {
+        snprintf(cluster, sizeof(cluster), "%llu (recorded; not bound yet)",
+                 (unsigned long long)set.cluster_port);
+    } else {
+        apr_cpystrn(cluster, "none", sizeof(cluster));
+    }
+    dkv_log(DKV_LOG_INFO, "started " PROG " %s: store %s, instance %s, "
+            "client port %s, cluster port %s, data dir %s, pollset %s, "
+            "max connections %llu, descriptor limit %llu, access %s, "
+            "sync %s", dkv_version(), set.store, set.instance, node->where,
+            cluster, set.data_dir, apr_pollset_method_name(node->pollset),
+            (unsigned long long)set.max_connections,
+            (unsigned long long)fd_limit,
+            token_hash ? "token required" : "no token: loopback clients "
+            "only", set.no_sync ? "OFF (--no-sync)" : "on");
+    if (set.no_sync) {
+        dkv_log(DKV_LOG_WARN, "--no-sync: commits are not synced to disk; "
+                "a machine crash can lose acknowledged writes");
+    }
+    printf(PROG ": listening on %s\n", node->where);
+    fflush(stdout);
+
+    (void)dkv_node_run(node, service, &reason);
+
+    /* dkv_node_run destroyed the service; the engine closes last. */
+    dkv_engine_close(engine);
+    apr_pool_destroy(engine_pool);
+    apr_pool_destroy(service_pool);
+    dkv_log(DKV_LOG_INFO, "stopped (%s): store %s, instance %s closed "
+            "cleanly", reason, set.store, set.instance);
+    dkv_log_close();
+    if (token_hash != NULL) {
+        sodium_free(token_hash);
+    }
+    return 0;
+}

@@ -1,0 +1,1300 @@
+/*
+ * service.c -- dkv-node's request service (see service.h): decodes request
+ * frames, runs them on the engine and hands back encoded responses and
+ * watch events.
+ *
+ * Queues.  dkv_service_submit only classifies a frame by its op byte and
+ * queues it: reads (GET, GET_MANY, SCAN, COUNT, COUNTER_GET, LEASE_INFO,
+ * SEARCH, PING, REVISION, and unknown ops, answered ENOTIMPL) on the read
+ * queue, everything else on the write queue.  Queue items are recycled
+ * through a free list, so a request costs no allocation beyond its frame
+ * and its answer's bytes.
+ *
+ * Readers.  opts->readers threads (default: one per processor) each take
+ * up to READ_BATCH requests at a time, decode them into a pool of their
+ * own (cleared after each request), run each on a fresh engine read
+ * context (an LMDB read transaction: it never waits for the writer or its
+ * sync) and send the answers, the consecutive answers of one connection
+ * in one buffer.
+ *
+ * Writer.  One thread takes every queued write (up to max_batch) and
+ * applies them one by one in ONE engine write context: each request gets
+ * its own status exactly as the in-process backend gives it (the bulk
+ * calls go through the same client/exec.c helpers), a logical failure
+ * leaves no trace and does not touch the others, and a fatal status (I/O,
+ * EFULL, ECORRUPT) poisons the context: every request in it fails with
+ * that status and a new context takes the rest.  Then one commit (one
+ * sync: group commit); only after it succeeds are the answers encoded and
+ * sent, so nothing is acknowledged before it is durable; then the
+ * commit's events go to the watch hub (watch.c).  The writer also expires
+ * TTLs and leases, a chunk at a time, inside the same contexts, every
+ * expire_interval_ms or as soon as the next expiry is due.
+ *
+ * Watches.  WATCH, WATCH_CANCEL, connection closes and the shutdown mark
+ * are queued to the writer like writes and handled between commits: the
+ * pending context is committed first, so a read snapshot taken then is
+ * exactly the last commit (revision R).  The WATCH response carries R,
+ * the backlog (snapshot or replay) follows, read from that snapshot, and
+ * the watch joins the hub for the live events from R+1 on: nothing is
+ * missed or repeated, and every event of a watch leaves the writer thread
+ * in revision order after its response.  A big prefix snapshot holds the
+ * writer up while it is read; it is sent a frame at a time.
+ *
+ * Shutdown.  dkv_service_shutdown marks the service (requests submitted
+ * from then on are answered EUNAVAILABLE without running) and queues a
+ * mark behind the writes already queued; when the writer reaches it,
+ * every watch ends with an EUNAVAILABLE error event.  dkv_service_destroy
+ * lets both queues drain, then joins the threads.
+ */
+#include <string.h>
+
+#include <apr_strings.h>
+#include <apr_thread_cond.h>
+#include <apr_thread_mutex.h>
+#include <apr_thread_proc.h>
+#include <apr_time.h>
+
+#include "platform/platform.h"
+#include "common/alloc.h"
+#include "common/status.h"
+#include "client/client.h"
+#include "client/exec.h"
+#include "node/service-int.h"
+#include "node/watch.h"
+
+#define DEFAULT_EXPIRE_INTERVAL 50
+#define DEFAULT_MAX_BATCH 1024
+/* Reads a reader takes off the queue at once. */
+#define READ_BATCH 32
+/* Most items expired in one write context. */
+#define EXPIRE_CHUNK 1000
+/* Free queue items kept for reuse. */
+#define FREE_MAX 4096
+
+typedef enum item_kind {
+    ITEM_REQUEST,
+    ITEM_CLOSED,               /* dkv_service_conn_closed */
+    ITEM_SHUTDOWN              /* the shutdown mark */
+} item_kind_t;
+
+typedef struct svc_item {
+    struct svc_item *next;
+    item_kind_t kind;
+    int refused;               /* submitted after shutdown began */
+    int in_ctx;                /* applied in the open write context */
+    uint64_t conn;
+    unsigned char *frame;
+    size_t len;
+    dkv_response_t res;        /* the answer, filled by a worker */
+} svc_item_t;
+
+typedef struct svc_queue {
+    apr_thread_mutex_t *lock;
+    apr_thread_cond_t *cond;
+    svc_item_t *head, *tail;
+    int stop;
+} svc_queue_t;
+
+typedef struct svc_reader {
+    dkv_service_t *svc;
+    apr_pool_t *pool;
+    apr_thread_t *thread;
+} svc_reader_t;
+
+struct dkv_service {
+    apr_pool_t *pool;
+    dkv_engine_t *engine;
+    size_t max_value;
+    dkv_service_send_fn *send;
+    void *baton;
+    const char *instance;
+    int64_t (*clock)(void *baton);
+    void *clock_baton;
+    int64_t interval;          /* expiry period, ms */
+    size_t max_batch;
+
+    svc_queue_t rq;            /* reads */
+    svc_queue_t wq;            /* writes, watches, closes, shutdown */
+    volatile int shutting;
+
+    /* Free items (under flock). */
+    apr_thread_mutex_t *flock;
+    svc_item_t *free_items;
+    size_t nfree;
+
+    unsigned nreaders;
+    svc_reader_t *readers;
+    apr_thread_t *writer;
+
+    /* The writer's own state. */
+    apr_pool_t *wpool;         /* one flush's decode and engine scratch */
+    apr_pool_t *bpool;         /* a watch backlog's frame scratch */
+    dkv_hub_t *hub;
+    dkv_eng_write_t *ctx;      /* the open write context, or NULL */
+    svc_item_t *pend, **pend_tail; /* answered at the next flush */
+    int64_t next_check;        /* when to look for due expiries */
+
+    /* Counters and the revision (under slock). */
+    apr_thread_mutex_t *slock;
+    dkv_service_stats_t stats;
+    uint64_t revision;
+};
+
+static int64_t
+svc_now(const dkv_service_t *svc)
+{
+    if (svc->clock != NULL) {
+        return svc->clock(svc->clock_baton);
+    }
+    return (int64_t)(apr_time_now() / 1000);
+}
+
+/* =================================================================== items */
+
+static svc_item_t *
+item_get(dkv_service_t *svc)
+{
+    svc_item_t *it;
+
+    apr_thread_mutex_lock(svc->flock);
+    it = svc->free_items;
+    if (it != NULL) {
+        svc->free_items = it->next;
+        svc->nfree--;
+    }
+    apr_thread_mutex_unlock(svc->flock);
+    if (it == NULL) {
+        it = dkv_malloc(sizeof(*it));
+    }
+    if (it != NULL) {
+        memset(it, 0, sizeof(*it));
+    }
+    return it;
+}
+
+/* Frees IT's frame and recycles IT. */
+static void
+item_put(dkv_service_t *svc, svc_item_t *it)
+{
+    dkv_free(it->frame);
+    it->frame = NULL;
+    apr_thread_mutex_lock(svc->flock);
+    if (svc->nfree < FREE_MAX) {
+        it->next = svc->free_items;
+        svc->free_items = it;
+        svc->nfree++;
+        it = NULL;
+    }
+    apr_thread_mutex_unlock(svc->flock);
+    dkv_free(it);
+}
+
+static void
+queue_push(svc_queue_t *q, svc_item_t *it)
+{
+    it->next = NULL;
+    apr_thread_mutex_lock(q->lock);
+    if (q->tail != NULL) {
+        q->tail->next = it;
+    }
+    else {
+        q->head = it;
+    }
+    q->tail = it;
+    apr_thread_cond_signal(q->cond);
+    apr_thread_mutex_unlock(q->lock);
+}
+
+/* Detaches up to MAX items from Q's head; Q locked.  Returns the list. */
+static svc_item_t *
+queue_take(svc_queue_t *q, size_t max)
+{
+    svc_item_t *first = q->head, *last = q->head;
+    size_t n = 1;
+
+    if (first == NULL) {
+        return NULL;
+    }
+    while (n < max && last->next != NULL) {
+        last = last->next;
+        n++;
+    }
+    q->head = last->next;
+    if (q->head == NULL) {
+        q->tail = NULL;
+    }
+    last->next = NULL;
+    return first;
+}
+
+static int
+is_read_op(uint8_t op)
+{
+    switch (op) {
+    case DKV_MSG_PING:
+    case DKV_MSG_REVISION:
+    case DKV_MSG_GET:
+    case DKV_MSG_GET_MANY:
+    case DKV_MSG_SCAN:
+    case DKV_MSG_COUNT:
+    case DKV_MSG_COUNTER_GET:
+    case DKV_MSG_LEASE_INFO:
+    case DKV_MSG_SEARCH:
+        return 1;
+    case DKV_MSG_PUT:
+    case DKV_MSG_DELETE:
+    case DKV_MSG_EXPIRE:
+    case DKV_MSG_REFRESH:
+    case DKV_MSG_PUT_MANY:
+    case DKV_MSG_DELETE_MANY:
+    case DKV_MSG_BATCH:
+    case DKV_MSG_CLEAR:
+    case DKV_MSG_COUNTER_ADD:
+    case DKV_MSG_COUNTER_SET:
+    case DKV_MSG_LEASE_GRANT:
+    case DKV_MSG_LEASE_KEEPALIVE:
+    case DKV_MSG_LEASE_REVOKE:
+    case DKV_MSG_LOCK_ACQUIRE:
+    case DKV_MSG_LOCK_RELEASE:
+    case DKV_MSG_TXN_COMMIT:
+    case DKV_MSG_WATCH:
+    case DKV_MSG_WATCH_CANCEL:
+        return 0;
+    default:
+        /* Unknown: a reader answers ENOTIMPL (or EINVAL for HELLO). */
+        return 1;
+    }
+}
+
+/* ============================================================== answers */
+
+/* Sets IT's answer to status RV with the thread's last error as its
+ * message (copied into POOL). */
+static void
+set_status(svc_item_t *it, dkv_status_t rv, apr_pool_t *pool)
+{
+    it->res.status = rv;
+    it->res.message = rv == DKV_OK ? ""
+                                   : apr_pstrdup(pool, dkv_last_error());
+}
+
+/* Decodes IT's frame into *REQ (in POOL) and prepares its answer.
+ * Returns DKV_OK, or the status already set as its answer. */
+static dkv_status_t
+decode(dkv_request_t *req, svc_item_t *it, apr_pool_t *pool)
+{
+    dkv_frame_t fr;
+    size_t size;
+    dkv_status_t rv;
+
+    memset(&it->res, 0, sizeof(it->res));
+    it->res.message = "";
+    dkv_error_clear();
+    rv = dkv_proto_frame_parse(&fr, &size, it->frame, it->len, 0xFFFFFFFFu);
+    if (rv != DKV_OK || size != it->len) {
+        /* The network half only submits whole frames; be safe anyway. */
+        it->res.op = it->len > 4 ? it->frame[4] & 0x7F : 0;
+        it->res.id = 0;
+        if (it->len >= DKV_PROTO_HEADER) {
+            size_t i;
+
+            for (i = 8; i < DKV_PROTO_HEADER; i++) {
+                it->res.id = (it->res.id << 8) | it->frame[i];
+            }
+        }
+        dkv_error_set(DKV_EINVAL, "malformed request: bad frame");
+        set_status(it, DKV_EINVAL, pool);
+        return DKV_EINVAL;
+    }
+    it->res.op = fr.op & 0x7F;
+    it->res.id = fr.id;
+    if (fr.op == DKV_MSG_HELLO) {
+        dkv_error_set(DKV_EINVAL, "HELLO is only allowed once, first");
+        set_status(it, DKV_EINVAL, pool);
+        return DKV_EINVAL;
+    }
+    rv = dkv_proto_request_decode(req, &fr, pool);
+    if (rv != DKV_OK) {
+        if (dkv_last_error()[0] == '\0') {
+            dkv_error_set(rv, "%s", rv == DKV_ENOTIMPL
+                          ? "unknown operation" : "malformed request");
+        }
+        set_status(it, rv, pool);
+        return rv;
+    }
+    if (it->refused) {
+        dkv_error_set(DKV_EUNAVAILABLE, "node shutting down");
+        set_status(it, DKV_EUNAVAILABLE, pool);
+        return DKV_EUNAVAILABLE;
+    }
+    return DKV_OK;
+}
+
+/* Output being gathered for one connection at a time. */
+typedef struct outbuf {
+    dkv_wbuf_t buf;
+    uint64_t conn;
+    int used;
+} outbuf_t;
+
+static void
+out_flush(dkv_service_t *svc, outbuf_t *out)
+{
+    if (out->used && out->buf.len > 0) {
+        svc->send(svc->baton, out->conn, DKV_SERVICE_RESPONSE, 0, &out->buf);
+    }
+    else if (out->used) {
+        dkv_wbuf_free(&out->buf);
+    }
+    out->used = 0;
+}
+
+/* Appends IT's answer to OUT (flushing OUT first when it holds another
+ * connection's answers). */
+static void
+out_add(dkv_service_t *svc, outbuf_t *out, svc_item_t *it)
+{
+    size_t mark;
+
+    if (out->used && out->conn != it->conn) {
+        out_flush(svc, out);
+    }
+    if (!out->used) {
+        dkv_wbuf_init(&out->buf, 0);
+        out->conn = it->conn;
+        out->used = 1;
+    }
+    mark = out->buf.len;
+    if (dkv_proto_response_encode(&out->buf, &it->res) != DKV_OK) {
+        /* Too big or out of memory: answer with the failure instead. */
+        dkv_response_t err;
+        dkv_status_t why = out->buf.failed != DKV_OK ? out->buf.failed
+                                                     : DKV_ETOOLARGE;
+
+        out->buf.len = mark;
+        out->buf.failed = DKV_OK;
+        memset(&err, 0, sizeof(err));
+        err.op = it->res.op;
+        err.id = it->res.id;
+        err.status = why;
+        err.message = "the node could not encode the response";
+        if (dkv_proto_response_encode(&out->buf, &err) != DKV_OK) {
+            out->buf.len = mark;
+            out->buf.failed = DKV_OK;
+        }
+    }
+}
+
+/* ================================================================ reads */
+
+static dkv_status_t
+run_read(dkv_service_t *svc, const dkv_request_t *req, dkv_response_t *res,
+         apr_pool_t *pool)
+{
+    dkv_eng_read_t *r;
+    dkv_page_t *page = NULL;
+    int64_t now = svc_now(svc);
+    dkv_status_t rv;
+
+    rv = dkv_engine_read_begin(&r, svc->engine, now);
+    if (rv != DKV_OK) {
+        return rv;
+    }
+    switch (req->op) {
+    case DKV_MSG_PING:
+        res->revision = dkv_engine_read_revision(r);
+        res->node_time = now;
+        res->instance = svc->instance;
+        break;
+    case DKV_MSG_REVISION:
+        res->revision = dkv_engine_read_revision(r);
+        break;
+    case DKV_MSG_GET:
+        rv = dkv_check_key(req->key, req->key_len, 0);
+        if (rv == DKV_OK) {
+            /* The engine fills the item whatever its status. */
+            rv = dkv_engine_get(&res->item, r, req->key, req->key_len,
+                                &req->get, pool);
+            res->has_result = 1;
+        }
+        res->item.status = rv;
+        break;
+    case DKV_MSG_GET_MANY:
+        res->n = req->n;
+        res->items = apr_pcalloc(pool, (req->n + 1) * sizeof(dkv_item_t));
+        rv = dkv_exec_get_many(res->items, r, req->keys, req->n, &req->get,
+                               pool);
+        break;
+    case DKV_MSG_SCAN:
+        rv = dkv_engine_scan(&page, r, &req->range, &req->scan, pool);
+        break;
+    case DKV_MSG_COUNT:
+        rv = dkv_engine_count(&res->u64, r, &req->range);
+        break;
+    case DKV_MSG_COUNTER_GET:
+        rv = dkv_check_key(req->key, req->key_len, 0);
+        if (rv == DKV_OK) {
+            rv = dkv_engine_counter_get(&res->num1, r, req->key,
+                                        req->key_len);
+        }
+        break;
+    case DKV_MSG_LEASE_INFO:
+        rv = dkv_engine_lease_info(&res->lease_info, r, req->u64);
+        break;
+    case DKV_MSG_SEARCH:
+        rv = dkv_engine_search(&page, r, &req->query, &req->search, pool);
+        break;
+    default:
+        rv = dkv_error_set(DKV_ENOTIMPL, "operation 0x%02x is not served",
+                           (unsigned)req->op);
+        break;
+    }
+    if (rv == DKV_OK && page != NULL) {
+        res->page = *page;
+    }
+    dkv_engine_read_end(r);
+    return rv;
+}
+
+static void *APR_THREAD_FUNC
+reader_main(apr_thread_t *thread, void *data)
+{
+    svc_reader_t *rd = data;
+    dkv_service_t *svc = rd->svc;
+    outbuf_t out;
+
+    (void)thread;
+    memset(&out, 0, sizeof(out));
+    for (;;) {
+        svc_item_t *list, *it;
+        uint64_t n = 0;
+
+        apr_thread_mutex_lock(svc->rq.lock);
+        while (svc->rq.head == NULL && !svc->rq.stop) {
+            apr_thread_cond_wait(svc->rq.cond, svc->rq.lock);
+        }
+        list = queue_take(&svc->rq, READ_BATCH);
+        apr_thread_mutex_unlock(svc->rq.lock);
+        if (list == NULL) {
+            break;
+        }
+        while ((it = list) != NULL) {
+            dkv_request_t req;
+
+            list = it->next;
+            if (decode(&req, it, rd->pool) == DKV_OK) {
+                dkv_status_t rv;
+
+                dkv_error_clear();
+                rv = run_read(svc, &req, &it->res, rd->pool);
+                set_status(it, rv, rd->pool);
+            }
+            out_add(svc, &out, it);
+            item_put(svc, it);
+            apr_pool_clear(rd->pool);
+            n++;
+        }
+        out_flush(svc, &out);
+        apr_thread_mutex_lock(svc->slock);
+        svc->stats.reads += n;
+        apr_thread_mutex_unlock(svc->slock);
+    }
+    dkv_error_clear();
+    return NULL;
+}
+
+/* =============================================================== writes */
+
+/* Runs write request REQ in context W; fills RES's result fields. */
+static dkv_status_t
+run_write(dkv_service_t *svc, dkv_eng_write_t *w, const dkv_request_t *req,
+          dkv_response_t *res, apr_pool_t *pool)
+{
+    dkv_status_t rv;
+    size_t i;
+
+    switch (req->op) {
+    case DKV_MSG_PUT:
+        rv = dkv_check_put(req->key, req->key_len, req->value,
+                           req->value_len, &req->put, svc->max_value);
+        if (rv == DKV_OK) {
+            /* The engine fills the result whatever its status. */
+            rv = dkv_engine_put(&res->result, w, req->key, req->key_len,
+                                req->value, req->value_len, &req->put);
+            res->has_result = 1;
+        }
+        return rv;
+    case DKV_MSG_DELETE:
+        rv = dkv_check_key(req->key, req->key_len, 0);
+        if (rv == DKV_OK) {
+            rv = dkv_engine_delete(&res->result, w, req->key, req->key_len,
+                                   &req->del);
+            res->has_result = 1;
+        }
+        return rv;
+    case DKV_MSG_EXPIRE:
+        rv = dkv_check_key(req->key, req->key_len, 0);
+        if (rv == DKV_OK && req->num < 0) {
+            rv = dkv_error_set(DKV_EINVAL, "dkv_expire: ttl_ms is negative"
+                               " (%lld)", (long long)req->num);
+        }
+        if (rv == DKV_OK) {
+            rv = dkv_engine_expire(&res->result, w, req->key, req->key_len,
+                                   req->num, req->u64);
+            res->has_result = 1;
+        }
+        return rv;
+    case DKV_MSG_REFRESH:
+        rv = dkv_check_key(req->key, req->key_len, 0);
+        if (rv == DKV_OK) {
+            rv = dkv_engine_refresh(&res->result, w, req->key, req->key_len,
+                                    req->u64);
+            res->has_result = 1;
+        }
+        return rv;
+    case DKV_MSG_PUT_MANY:
+        rv = dkv_check_put_opts(&req->put);
+        res->n = req->n;
+        res->results = apr_pcalloc(pool, (req->n + 1)
+                                         * sizeof(dkv_result_t));
+        if (rv == DKV_OK) {
+            rv = dkv_exec_put_many(res->results, w, req->kvs, req->n,
+                                   &req->put, svc->max_value);
+        }
+        return rv;
+    case DKV_MSG_DELETE_MANY:
+        res->n = req->n;
+        res->results = apr_pcalloc(pool, (req->n + 1)
+                                         * sizeof(dkv_result_t));
+        return dkv_exec_delete_many(res->results, w, req->keys, req->n,
+                                    &req->del);
+    case DKV_MSG_BATCH:
+        res->n = req->n;
+        res->results = apr_pcalloc(pool, (req->n + 1)
+                                         * sizeof(dkv_result_t));
+        return dkv_exec_batch(res->results, w, req->ops, req->n,
+                              svc->max_value);
+    case DKV_MSG_CLEAR:
+        return dkv_engine_clear(&res->u64, w, &req->range);
+    case DKV_MSG_COUNTER_ADD:
+        rv = dkv_check_key(req->key, req->key_len, 0);
+        if (rv == DKV_OK) {
+            rv = dkv_engine_counter_add(&res->num1, &res->num2, w, req->key,
+                                        req->key_len, req->num,
+                                        &req->counter);
+        }
+        return rv;
+    case DKV_MSG_COUNTER_SET:
+        rv = dkv_check_key(req->key, req->key_len, 0);
+        if (rv == DKV_OK) {
+            rv = dkv_engine_counter_set(w, req->key, req->key_len, req->num,
+                                        &req->counter);
+        }
+        return rv;
+    case DKV_MSG_LEASE_GRANT:
+        return dkv_engine_lease_grant(&res->u64, w, req->num);
+    case DKV_MSG_LEASE_KEEPALIVE:
+        return dkv_engine_lease_keepalive(&res->num1, w, req->u64);
+    case DKV_MSG_LEASE_REVOKE:
+        return dkv_engine_lease_revoke(&res->u64, w, req->u64);
+    case DKV_MSG_LOCK_ACQUIRE:
+        rv = dkv_check_key(req->key, req->key_len, 0);
+        if (rv == DKV_OK) {
+            rv = dkv_engine_lock_acquire(&res->lock, w, req->key,
+                                         req->key_len, req->u64);
+        }
+        return rv;
+    case DKV_MSG_LOCK_RELEASE:
+        rv = dkv_check_key(req->key, req->key_len, 0);
+        if (rv == DKV_OK) {
+            rv = dkv_engine_lock_release(w, req->key, req->key_len,
+                                         req->u64);
+        }
+        return rv;
+    case DKV_MSG_TXN_COMMIT: {
+        dkv_eng_compare_t *cmp = apr_palloc(pool, (req->ncompares + 1)
+                                                  * sizeof(*cmp));
+
+        for (i = 0; i < req->ncompares; i++) {
+            cmp[i].key = req->compares[i].key;
+            cmp[i].key_len = req->compares[i].key_len;
+            cmp[i].mod_revision = req->compares[i].mod_revision;
+        }
+        rv = dkv_engine_txn(w, cmp, req->ncompares, req->ops, req->n);
+        if (rv == DKV_OK) {
+            res->revision = dkv_engine_write_revision(w);
+        }
+        return rv;
+    }
+    default:
+        return dkv_error_set(DKV_ENOTIMPL, "operation 0x%02x is not served",
+                             (unsigned)req->op);
+    }
+}
+
+static void
+pend_add(dkv_service_t *svc, svc_item_t *it)
+{
+    it->next = NULL;
+    *svc->pend_tail = it;
+    svc->pend_tail = &it->next;
+}
+
+/* Every request of the open context fails with RV (the thread's last
+ * error as message); the context is aborted.  CULPRIT (may be NULL) is
+ * the request whose own status RV is: it keeps its result; the others'
+ * results are dropped (RV is not their outcome). */
+static void
+ctx_fail(dkv_service_t *svc, dkv_status_t rv, svc_item_t *culprit)
+{
+    svc_item_t *it;
+    const char *msg = apr_pstrdup(svc->wpool, dkv_last_error());
+
+    for (it = svc->pend; it != NULL; it = it->next) {
+        if (it->in_ctx) {
+            it->in_ctx = 0;
+            it->res.status = rv;
+            it->res.message = msg;
+            if (it != culprit) {
+                it->res.has_result = 0;
+            }
+        }
+    }
+    dkv_engine_write_abort(svc->ctx);
+    svc->ctx = NULL;
+}
+
+static dkv_status_t
+ctx_open(dkv_service_t *svc)
+{
+    if (svc->ctx != NULL) {
+        return DKV_OK;
+    }
+    return dkv_engine_write_begin(&svc->ctx, svc->engine, svc_now(svc),
+                                  svc->wpool);
+}
+
+/* Expires one chunk of what is due, in the open context (opened when
+ * something is due), when the time for a look has come. */
+static void
+maybe_expire(dkv_service_t *svc)
+{
+    int64_t now = svc_now(svc), next;
+    dkv_eng_read_t *r;
+    uint64_t expired = 0;
+    int more = 0;
+    dkv_status_t rv;
+
+    if (now < svc->next_check || svc->shutting) {
+        return;
+    }
+    svc->next_check = now + svc->interval;
+    if (dkv_engine_read_begin(&r, svc->engine, now) != DKV_OK) {
+        return;
+    }
+    next = dkv_engine_next_expiry(r);
+    dkv_engine_read_end(r);
+    if (next == 0) {
+        return;
+    }
+    if (next > now) {
+        if (next < svc->next_check) {
+            svc->next_check = next;
+        }
+        return;
+    }
+    if (ctx_open(svc) != DKV_OK) {
+        return;
+    }
+    rv = dkv_engine_expire_due(&expired, &more, svc->ctx, EXPIRE_CHUNK);
+    if (!dkv_exec_is_logical(rv)) {
+        ctx_fail(svc, rv, NULL);
+        return;
+    }
+    if (more) {
+        svc->next_check = now;
+    }
+    apr_thread_mutex_lock(svc->slock);
+    svc->stats.expired += expired;
+    apr_thread_mutex_unlock(svc->slock);
+}
+
+/* Commits the open context, answers every pending request, hands the
+ * events to the hub, and clears the writer's pool. */
+static void
+flush(dkv_service_t *svc)
+{
+    const dkv_event_t *evs = NULL;
+    size_t nevs = 0;
+    uint64_t nw = 0;
+    svc_item_t *it;
+    outbuf_t out;
+
+    if (svc->ctx != NULL) {
+        dkv_status_t rv;
+
+        dkv_error_clear();
+        rv = dkv_engine_write_commit(svc->ctx, 0);
+        if (rv != DKV_OK) {
+            /* The context is ended; ctx_fail must not abort it again. */
+            const char *msg = apr_pstrdup(svc->wpool, dkv_last_error());
+
+            for (it = svc->pend; it != NULL; it = it->next) {
+                if (it->in_ctx) {
+                    it->res.status = rv;
+                    it->res.message = msg;
+                    it->res.has_result = 0;
+                }
+            }
+        }
+        else {
+            uint64_t rev = dkv_engine_write_revision(svc->ctx);
+
+            evs = dkv_engine_write_events(svc->ctx, &nevs);
+            for (it = svc->pend; it != NULL; it = it->next) {
+                nw += it->in_ctx;
+            }
+            apr_thread_mutex_lock(svc->slock);
+            svc->stats.commits++;
+            svc->stats.writes += nw;
+            if (nw > svc->stats.largest) {
+                svc->stats.largest = nw;
+            }
+            svc->revision = rev;
+            apr_thread_mutex_unlock(svc->slock);
+        }
+        svc->ctx = NULL;
+    }
+    memset(&out, 0, sizeof(out));
+    while ((it = svc->pend) != NULL) {
+        svc->pend = it->next;
+        out_add(svc, &out, it);
+        item_put(svc, it);
+    }
+    svc->pend_tail = &svc->pend;
+    out_flush(svc, &out);
+    if (nevs > 0 && evs != NULL) {
+        dkv_hub_deliver(svc->hub, evs, nevs, svc->wpool);
+        apr_thread_mutex_lock(svc->slock);
+        svc->stats.watches = dkv_hub_count(svc->hub);
+        svc->stats.dropped = dkv_hub_dropped(svc->hub);
+        apr_thread_mutex_unlock(svc->slock);
+    }
+    apr_pool_clear(svc->wpool);
+}
+
+/* Applies write request IT in the open context (pending until flush). */
+static void
+write_one(dkv_service_t *svc, svc_item_t *it)
+{
+    dkv_request_t req;
+    dkv_status_t rv;
+
+    pend_add(svc, it);
+    if (decode(&req, it, svc->wpool) != DKV_OK) {
+        return;
+    }
+    rv = ctx_open(svc);
+    if (rv != DKV_OK) {
+        set_status(it, rv, svc->wpool);
+        return;
+    }
+    dkv_error_clear();
+    rv = run_write(svc, svc->ctx, &req, &it->res, svc->wpool);
+    set_status(it, rv, svc->wpool);
+    it->in_ctx = 1;
+    if (!dkv_exec_is_logical(rv)) {
+        /* Poisoned: nothing of this context will be applied. */
+        ctx_fail(svc, rv, it);
+    }
+}
+
+/* A watch's backlog on its way out, a frame at a time. */
+typedef struct backlog {
+    dkv_service_t *svc;
+    uint64_t conn;
+    uint64_t id;
+    dkv_event_t evs[DKV_HUB_FRAME_EVENTS];
+    size_t n;
+    size_t bytes;
+    int dropped;
+} backlog_t;
+
+/* Sends the events gathered in BL; FLAGS are the EVENT header flags of
+ * the last frame (DKV_PROTO_EVENT_SNAPSHOT_DONE: sent even without
+ * events). */
+static void
+backlog_send(backlog_t *bl, unsigned flags)
+{
+    if ((bl->n > 0 || flags != 0) && !bl->dropped) {
+        bl->dropped = dkv_hub_send(bl->svc->hub, bl->conn, bl->id, bl->evs,
+                                   bl->n, flags);
+    }
+    bl->n = 0;
+    bl->bytes = 0;
+    apr_pool_clear(bl->svc->bpool);
+}
+
+static dkv_status_t
+backlog_event(void *baton, const dkv_event_t *ev)
+{
+    backlog_t *bl = baton;
+    dkv_event_t *e = &bl->evs[bl->n++];
+    apr_pool_t *p = bl->svc->bpool;
+
+    *e = *ev;
+    e->key = apr_pmemdup(p, ev->key, ev->key_len ? ev->key_len : 1);
+    if (ev->value != NULL) {
+        e->value = apr_pmemdup(p, ev->value,
+                               ev->value_len ? ev->value_len : 1);
+    }
+    bl->bytes += ev->key_len + (ev->value ? ev->value_len : 0) + 32;
+    if (bl->n == DKV_HUB_FRAME_EVENTS || bl->bytes >= DKV_HUB_FRAME_BYTES) {
+        backlog_send(bl, 0);
+        if (bl->dropped) {
+            return DKV_ECLOSED;        /* stops the replay */
+        }
+    }
+    return DKV_OK;
+}
+
+/* Sends IT's answer now. */
+static void
+answer_now(dkv_service_t *svc, svc_item_t *it)
+{
+    outbuf_t out;
+
+    memset(&out, 0, sizeof(out));
+    out_add(svc, &out, it);
+    out_flush(svc, &out);
+}
+
+/* WATCH: answered with the revision R of the last commit, then the
+ * backlog from R's snapshot, then live events from R+1 on. */
+static void
+start_watch(dkv_service_t *svc, svc_item_t *it, const dkv_request_t *req)
+{
+    int prefix = (req->watch_flags & DKV_PROTO_WATCH_PREFIX) != 0;
+    int snapshot = (req->watch_flags & DKV_PROTO_WATCH_SNAPSHOT) != 0;
+    uint64_t start = req->u64, rev, min_rev;
+    dkv_eng_read_t *r;
+    backlog_t *bl;
+    dkv_status_t rv;
+
+    dkv_error_clear();
+    rv = dkv_check_key(req->key, req->key_len, prefix);
+    if (rv == DKV_OK && snapshot && start != 0) {
+        rv = dkv_error_set(DKV_EINVAL, "dkv_watch_start: include_snapshot"
+                           " and start_revision exclude each other");
+    }
+    if (rv == DKV_OK && dkv_hub_has(svc->hub, it->conn, it->res.id)) {
+        rv = dkv_error_set(DKV_EINVAL, "watch id %llu is already in use on"
+                           " this connection",
+                           (unsigned long long)it->res.id);
+    }
+    if (rv == DKV_OK) {
+        rv = dkv_engine_read_begin(&r, svc->engine, svc_now(svc));
+    }
+    if (rv != DKV_OK) {
+        set_status(it, rv, svc->wpool);
+        answer_now(svc, it);
+        return;
+    }
+    rev = dkv_engine_read_revision(r);
+    if (start != 0 && start <= rev
+        && start < dkv_engine_history_oldest(r)) {
+        rv = dkv_error_set(DKV_ECOMPACTED, "dkv_watch_start: revision %llu"
+                           " is older than the retained history (oldest"
+                           " %llu)", (unsigned long long)start,
+                           (unsigned long long)dkv_engine_history_oldest(r));
+        dkv_engine_read_end(r);
+        set_status(it, rv, svc->wpool);
+        answer_now(svc, it);
+        return;
+    }
+    it->res.revision = rev;
+    set_status(it, DKV_OK, svc->wpool);
+    answer_now(svc, it);
+
+    bl = apr_pcalloc(svc->wpool, sizeof(*bl));
+    bl->svc = svc;
+    bl->conn = it->conn;
+    bl->id = it->res.id;
+    if (snapshot || start != 0) {
+        rv = dkv_exec_watch_backlog(r, req->key, req->key_len, prefix,
+                                    snapshot, start, backlog_event, bl,
+                                    svc->wpool);
+        if (rv == DKV_OK) {
+            /* The last snapshot frame says so (SNAPSHOT_DONE), an empty
+             * one when the snapshot was: a client that loses the
+             * connection before it knows the snapshot is incomplete. */
+            backlog_send(bl, snapshot ? DKV_PROTO_EVENT_SNAPSHOT_DONE : 0);
+        }
+        apr_pool_clear(svc->bpool);
+    }
+    dkv_engine_read_end(r);
+    if (bl->dropped) {
+        return;
+    }
+    if (rv != DKV_OK) {
+        dkv_hub_end(svc->hub, it->conn, it->res.id, rv, rev);
+        return;
+    }
+    min_rev = rev + 1;
+    if (start > min_rev) {
+        min_rev = start;
+    }
+    rv = dkv_hub_add(svc->hub, it->conn, it->res.id, req->key,
+                     req->key_len, prefix, min_rev);
+    if (rv != DKV_OK) {
+        dkv_hub_end(svc->hub, it->conn, it->res.id, rv, rev);
+    }
+}
+
+/* WATCH, WATCH_CANCEL, a close or the shutdown mark, between commits. */
+static void
+control(dkv_service_t *svc, svc_item_t *it)
+{
+    dkv_request_t req;
+
+    switch (it->kind) {
+    case ITEM_CLOSED:
+        dkv_hub_conn_closed(svc->hub, it->conn);
+        break;
+    case ITEM_SHUTDOWN:
+        dkv_hub_end_all(svc->hub, DKV_EUNAVAILABLE,
+                        dkv_service_revision(svc));
+        break;
+    case ITEM_REQUEST:
+        if (decode(&req, it, svc->wpool) != DKV_OK) {
+            answer_now(svc, it);
+        }
+        else if (req.op == DKV_MSG_WATCH_CANCEL) {
+            dkv_hub_cancel(svc->hub, it->conn, req.u64);
+            set_status(it, DKV_OK, svc->wpool);
+            answer_now(svc, it);
+        }
+        else {
+            start_watch(svc, it, &req);
+        }
+        break;
+    }
+    item_put(svc, it);
+    apr_thread_mutex_lock(svc->slock);
+    svc->stats.watches = dkv_hub_count(svc->hub);
+    svc->stats.dropped = dkv_hub_dropped(svc->hub);
+    apr_thread_mutex_unlock(svc->slock);
+    apr_pool_clear(svc->wpool);
+}
+
+static int
+is_control(const svc_item_t *it)
+{
+    uint8_t op;
+
+    if (it->kind != ITEM_REQUEST) {
+        return 1;
+    }
+    op = it->len > 4 ? it->frame[4] : 0;
+    return op == DKV_MSG_WATCH || op == DKV_MSG_WATCH_CANCEL;
+}
+
+static void *APR_THREAD_FUNC
+writer_main(apr_thread_t *thread, void *data)
+{
+    dkv_service_t *svc = data;
+
+    (void)thread;
+    svc->next_check = svc_now(svc) + svc->interval;
+    for (;;) {
+        svc_item_t *list, *it;
+
+        apr_thread_mutex_lock(svc->wq.lock);
+        while (svc->wq.head == NULL && !svc->wq.stop) {
+            int64_t wait = svc->next_check - svc_now(svc);
+
+            if (wait <= 0 || svc->shutting) {
+                if (svc->shutting) {
+                    apr_thread_cond_wait(svc->wq.cond, svc->wq.lock);
+                    continue;
+                }
+                break;
+            }
+            if (wait > svc->interval) {
+                wait = svc->interval;
+            }
+            apr_thread_cond_timedwait(svc->wq.cond, svc->wq.lock,
+                                      apr_time_from_msec(wait));
+        }
+        if (svc->wq.head == NULL && svc->wq.stop) {
+            apr_thread_mutex_unlock(svc->wq.lock);
+            break;
+        }
+        list = queue_take(&svc->wq, svc->max_batch);
+        apr_thread_mutex_unlock(svc->wq.lock);
+
+        maybe_expire(svc);
+        while ((it = list) != NULL) {
+            list = it->next;
+            if (is_control(it)) {
+                flush(svc);
+                control(svc, it);
+            }
+            else {
+                write_one(svc, it);
+            }
+        }
+        flush(svc);
+    }
+    dkv_error_clear();
+    return NULL;
+}
+
+/* ============================================================ interface */
+
+/* See service.h. */
+void
+dkv_service_submit(dkv_service_t *service, uint64_t conn_id,
+                   unsigned char *frame, size_t len)
+{
+    svc_item_t *it = item_get(service);
+    uint8_t op;
+
+    if (it == NULL) {
+        /* Out of memory: the request cannot even be queued. */
+        dkv_free(frame);
+        return;
+    }
+    it->kind = ITEM_REQUEST;
+    it->conn = conn_id;
+    it->frame = frame;
+    it->len = len;
+    op = len > 4 ? frame[4] : 0;
+    if (is_read_op(op)) {
+        /* The flag is read under the queue lock shutdown takes. */
+        apr_thread_mutex_lock(service->rq.lock);
+        it->refused = service->shutting;
+        apr_thread_mutex_unlock(service->rq.lock);
+        queue_push(&service->rq, it);
+    }
+    else {
+        apr_thread_mutex_lock(service->wq.lock);
+        it->refused = service->shutting;
+        apr_thread_mutex_unlock(service->wq.lock);
+        queue_push(&service->wq, it);
+    }
+}
+
+/* Queues a control item of KIND for the writer. */
+static void
+queue_control(dkv_service_t *svc, item_kind_t kind, uint64_t conn)
+{
+    svc_item_t *it = item_get(svc);
+
+    if (it == NULL) {
+        return;
+    }
+    it->kind = kind;
+    it->conn = conn;
+    queue_push(&svc->wq, it);
+}
+
+/* See service.h. */
+void
+dkv_service_conn_closed(dkv_service_t *service, uint64_t conn_id)
+{
+    queue_control(service, ITEM_CLOSED, conn_id);
+}
+
+/* See service.h. */
+uint64_t
+dkv_service_revision(dkv_service_t *service)
+{
+    uint64_t rev;
+
+    apr_thread_mutex_lock(service->slock);
+    rev = service->revision;
+    apr_thread_mutex_unlock(service->slock);
+    return rev;
+}
+
+/* See service-int.h. */
+void
+dkv_service_stats(dkv_service_stats_t *stats, dkv_service_t *service)
+{
+    apr_thread_mutex_lock(service->slock);
+    *stats = service->stats;
+    apr_thread_mutex_unlock(service->slock);
+}
+
+/* See service.h. */
+void
+dkv_service_shutdown(dkv_service_t *service)
+{
+    int first;
+
+    apr_thread_mutex_lock(service->rq.lock);
+    apr_thread_mutex_lock(service->wq.lock);
+    first = !service->shutting;
+    service->shutting = 1;
+    apr_thread_mutex_unlock(service->wq.lock);
+    apr_thread_mutex_unlock(service->rq.lock);
+    if (first) {
+        queue_control(service, ITEM_SHUTDOWN, 0);
+    }
+}
+
+static void
+queue_stop(svc_queue_t *q)
+{
+    apr_thread_mutex_lock(q->lock);
+    q->stop = 1;
+    apr_thread_cond_broadcast(q->cond);
+    apr_thread_mutex_unlock(q->lock);
+}
+
+/* See service.h.  The threads return from their functions (no
+ * apr_thread_exit), so apr_thread_join's status is not meaningful on
+ * Windows and is ignored, as in inproc.c. */
+void
+dkv_service_destroy(dkv_service_t *service)
+{
+    apr_status_t ignored;
+    unsigned i;
+    svc_item_t *it;
+
+    if (service == NULL) {
+        return;
+    }
+    dkv_service_shutdown(service);
+    queue_stop(&service->wq);
+    queue_stop(&service->rq);
+    if (service->writer != NULL) {
+        apr_thread_join(&ignored, service->writer);
+    }
+    for (i = 0; i < service->nreaders; i++) {
+        if (service->readers[i].thread != NULL) {
+            apr_thread_join(&ignored, service->readers[i].thread);
+        }
+    }
+    /* Left only when a thread failed to start. */
+    while ((it = service->wq.head) != NULL) {
+        service->wq.head = it->next;
+        dkv_free(it->frame);
+        dkv_free(it);
+    }
+    while ((it = service->rq.head) != NULL) {
+        service->rq.head = it->next;
+        dkv_free(it->frame);
+        dkv_free(it);
+    }
+    while ((it = service->free_items) != NULL) {
+        service->free_items = it->next;
+        dkv_free(it);
+    }
+    apr_pool_destroy(service->pool);
+}
+
+static dkv_status_t
+queue_init(svc_queue_t *q, apr_pool_t *pool)
+{
+    dkv_status_t rv;
+
+    rv = apr_thread_mutex_create(&q->lock, APR_THREAD_MUTEX_DEFAULT, pool);
+    if (rv == APR_SUCCESS) {
+        rv = apr_thread_cond_create(&q->cond, pool);
+    }
+    return rv;
+}
+
+/* See service.h. */
+dkv_status_t
+dkv_service_create(dkv_service_t **service, dkv_engine_t *engine,
+                   const dkv_service_opts_t *opts,
+                   dkv_service_send_fn *send, void *baton, apr_pool_t *pool)
+{
+    static const dkv_service_opts_t defaults;
+    dkv_service_t *svc;
+    dkv_eng_read_t *r;
+    apr_pool_t *p;
+    unsigned i;
+    dkv_status_t rv;
+
+    if (opts == NULL) {
+        opts = &defaults;
+    }
+    rv = apr_pool_create(&p, pool);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    svc = apr_pcalloc(p, sizeof(*svc));
+    svc->pool = p;
+    svc->engine = engine;
+    svc->max_value = dkv_engine_max_value(engine);
+    svc->send = send;
+    svc->baton = baton;
+    svc->instance = apr_pstrdup(p, opts->instance ? opts->instance : "");
+    svc->clock = opts->clock;
+    svc->clock_baton = opts->clock_baton;
+    svc->interval = opts->expire_interval_ms ? opts->expire_interval_ms
+                                             : DEFAULT_EXPIRE_INTERVAL;
+    svc->max_batch = opts->max_batch ? opts->max_batch : DEFAULT_MAX_BATCH;
+    svc->nreaders = opts->readers ? opts->readers : dkv_plat_cpus();
+    if (svc->nreaders < 1) {
+        svc->nreaders = 1;
+    }
+    svc->pend_tail = &svc->pend;
+
+    if ((rv = queue_init(&svc->rq, p)) != APR_SUCCESS
+        || (rv = queue_init(&svc->wq, p)) != APR_SUCCESS
+        || (rv = apr_thread_mutex_create(&svc->flock,
+                                         APR_THREAD_MUTEX_DEFAULT, p))
+           != APR_SUCCESS
+        || (rv = apr_thread_mutex_create(&svc->slock,
+                                         APR_THREAD_MUTEX_DEFAULT, p))
+           != APR_SUCCESS
+        || (rv = apr_pool_create(&svc->wpool, p)) != APR_SUCCESS
+        || (rv = apr_pool_create(&svc->bpool, p)) != APR_SUCCESS
+        || (rv = dkv_hub_create(&svc->hub, send, baton, p)) != DKV_OK) {
+        apr_pool_destroy(p);
+        return dkv_error_set(rv, "service: cannot create its locks: %s",
+                             dkv_strerror(rv));
+    }
+    rv = dkv_engine_read_begin(&r, engine, svc_now(svc));
+    if (rv != DKV_OK) {
+        apr_pool_destroy(p);
+        return rv;
+    }
+    svc->revision = dkv_engine_read_revision(r);
+    dkv_engine_read_end(r);
+
+    svc->readers = apr_pcalloc(p, svc->nreaders * sizeof(svc_reader_t));
+    for (i = 0; i < svc->nreaders; i++) {
+        svc->readers[i].svc = svc;
+        rv = apr_pool_create(&svc->readers[i].pool, p);
+        if (rv != APR_SUCCESS) {
+            break;
+        }
+    }
+    if (rv == APR_SUCCESS) {
+        rv = apr_thread_create(&svc->writer, NULL, writer_main, svc, p);
+        if (rv != APR_SUCCESS) {
+            svc->writer = NULL;
+        }
+    }
+    for (i = 0; rv == APR_SUCCESS && i < svc->nreaders; i++) {
+        rv = apr_thread_create(&svc->readers[i].thread, NULL, reader_main,
+                               &svc->readers[i], p);
+        if (rv != APR_SUCCESS) {
+            svc->readers[i].thread = NULL;
+        }
+    }
+    if (rv != APR_SUCCESS) {
+        dkv_error_set(rv, "service: cannot start its threads: %s",
+                      dkv_strerror(rv));
+        dkv_service_destroy(svc);
+        return rv;
+    }
+    *service = svc;
+    return DKV_OK;
+}
