@@ -3,8 +3,9 @@
  * delete, their bulk forms, batches, clear, scan and count.
  *
  * One API serves both modes.  dkv_open("inproc:PATH") embeds the store in
- * the calling process, persisted in PATH; later versions add remote stores
- * ("dkv://host:port/Store") behind the same functions and statuses.
+ * the calling process, persisted in PATH; dkv_open("dkv://host:port/Store")
+ * reaches a store served by dkv-node, behind the same functions and
+ * statuses.
  *
  * Conventions, for every function of the API:
  *  - Output arguments come first, the pool for returned memory last.  What
@@ -42,6 +43,10 @@ extern "C" {
 #define DKV_MAX_LABEL_VALUE 256     /* indexed labels */
 #define DKV_MAX_LABELS 32           /* labels per key */
 #define DKV_MAX_CONTENT_TYPE 128
+/* Most keys (or operations) in one bulk call or batch: dkv_put_many,
+ * dkv_get_many, dkv_delete_many and dkv_batch refuse more with
+ * DKV_ETOOLARGE, in every mode. */
+#define DKV_MAX_BULK 100000
 
 /* A handle on one store.  Opaque. */
 typedef struct dkv_client dkv_client_t;
@@ -73,6 +78,15 @@ typedef struct dkv_open_opts {
      * in milliseconds.  Default 50.  Expired keys are invisible to reads
      * at once; the timer makes their Delete events. */
     unsigned expire_interval_ms;
+
+    /* Remote stores only.  The store's access token (NULL: none; a node
+     * without a token accepts loopback clients only). */
+    const char *token;
+    /* Remote: how long a connection attempt to one endpoint may take, in
+     * ms (default 5000), and how long a request may wait for its answer
+     * (default 10000) before failing with DKV_ETIMEOUT. */
+    unsigned connect_timeout_ms;
+    unsigned request_timeout_ms;
 } dkv_open_opts_t;
 
 /* Opens the store at ADDRESS:
@@ -80,6 +94,14 @@ typedef struct dkv_open_opts {
  *                  missing, reopened with everything in it if present);
  *   "inproc:"      embedded and temporary: a fresh store in a new
  *                  temporary directory, removed by dkv_close().
+ *   "dkv://HOST:PORT[,HOST:PORT...]/STORE"
+ *                  the store STORE served by dkv-node on its client port;
+ *                  the endpoints are a seed list, tried in order, and the
+ *                  later ones are used when earlier ones fail.  HOST may
+ *                  be a name, an IPv4 address or a bracketed IPv6 address.
+ *                  The handle connects lazily and reconnects with backoff;
+ *                  dkv_open itself makes the first connection, so an
+ *                  unreachable store fails here with DKV_EUNAVAILABLE.
  * Only one handle per PATH may be open in a process; open it once and
  * share it.  CLIENT receives the handle.  OPTS may be NULL.  POOL is the
  * parent for the handle's memory; NULL makes a private root pool (and
@@ -87,7 +109,9 @@ typedef struct dkv_open_opts {
  * POOL closes the handle.
  * Returns DKV_OK; DKV_EINVAL for a malformed address or options; an APR
  * or system status when the directory cannot be made or opened (for
- * example APR_EACCES); DKV_ECORRUPT when the files are not a dkv store. */
+ * example APR_EACCES); DKV_ECORRUPT when the files are not a dkv store;
+ * for remote stores DKV_EUNAVAILABLE (no endpoint answered),
+ * DKV_EUNAUTHORIZED (token refused), DKV_ETIMEOUT. */
 DKV_API dkv_status_t dkv_open(dkv_client_t **client, const char *address,
                               const dkv_open_opts_t *opts,
                               apr_pool_t *pool) DKV_WARN_UNUSED;
@@ -253,9 +277,12 @@ DKV_API dkv_status_t dkv_refresh(dkv_result_t *res, dkv_client_t *client,
 
 /* The bulk calls make one request of many keys.  Each key succeeds or
  * fails on its own (not atomic); the results come in the order of the
- * input.  The call returns DKV_OK when it ran, whatever the keys' own
- * statuses; an error return (DKV_EINVAL for NULL arrays, DKV_ECLOSED, an
- * I/O status) means no result was filled. */
+ * input, and a key (or value, or batch operation) that breaks a limit
+ * gets its own status (DKV_EINVAL, DKV_ETOOLARGE) while the others run.
+ * N is at most DKV_MAX_BULK.  The call returns DKV_OK when it ran,
+ * whatever the keys' own statuses; an error return (DKV_EINVAL for NULL
+ * arrays, DKV_ETOOLARGE for N above DKV_MAX_BULK, DKV_ECLOSED, an I/O
+ * status) means no result was filled. */
 
 /* Writes N pairs with the same OPTS.  RESULTS: N elements, or NULL. */
 DKV_API dkv_status_t dkv_put_many(dkv_result_t *results,
@@ -291,9 +318,10 @@ typedef struct dkv_op {
     const dkv_delete_opts_t *del;   /* DKV_OP_DELETE; may be NULL */
 } dkv_op_t;
 
-/* Runs N mixed operations in order, in one request; each succeeds or
- * fails on its own (not atomic: use a transaction for all-or-nothing).
- * RESULTS: N elements, or NULL.  Returns as the bulk calls do. */
+/* Runs N (at most DKV_MAX_BULK) mixed operations in order, in one
+ * request; each succeeds or fails on its own (not atomic: use a
+ * transaction for all-or-nothing).  RESULTS: N elements, or NULL.
+ * Returns as the bulk calls do. */
 DKV_API dkv_status_t dkv_batch(dkv_result_t *results, dkv_client_t *client,
                                const dkv_op_t *ops, size_t n);
 

@@ -19,7 +19,8 @@ extern "C" {
 
 typedef struct dkv_txn dkv_txn_t;
 
-/* Most operations staged in one transaction. */
+/* Most operations staged in one transaction, and most distinct keys it
+ * reads from the store (each is checked at commit), in every mode. */
 #define DKV_MAX_TXN_OPS 10000
 
 /* Begins a transaction on CLIENT.  Its memory comes from a subpool of
@@ -31,7 +32,8 @@ DKV_API dkv_status_t dkv_txn_begin(dkv_txn_t **txn, dkv_client_t *client,
 /* Reads KEY in TXN: its staged write if any, else the store's value
  * (remembered for the conflict check).  As dkv_get(): DKV_OK,
  * DKV_ENOTFOUND (also for a key this transaction deleted), DKV_EINVAL,
- * DKV_ECLOSED. */
+ * DKV_ECLOSED; DKV_ETOOLARGE when it would be the transaction's
+ * (DKV_MAX_TXN_OPS + 1)th distinct key read from the store. */
 DKV_API dkv_status_t dkv_txn_get(dkv_item_t **item, dkv_txn_t *txn,
                                  const void *key, size_t key_len,
                                  apr_pool_t *pool);

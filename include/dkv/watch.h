@@ -21,7 +21,10 @@ typedef struct dkv_watch dkv_watch_t;
 typedef enum dkv_event_type {
     DKV_EVENT_PUT = 1,
     DKV_EVENT_DELETE = 2,
-    /* The watch ended on its own; STATUS says why.  No event follows. */
+    /* The watch ended on its own; STATUS says why.  No event follows.
+     * DKV_ETRANSPORT (remote stores): the connection was lost during the
+     * initial snapshot, which cannot be resumed; start the watch again.
+     * Losses after the snapshot are resumed without a gap. */
     DKV_EVENT_ERROR = 3
 } dkv_event_type_t;
 

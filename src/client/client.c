@@ -23,6 +23,7 @@
 #include "common/alloc.h"
 #include "common/status.h"
 #include "client/client.h"
+#include "client/remote.h"
 
 /* Map size of a temporary "inproc:" store unless the caller gives one. */
 #define TEMP_MAP_SIZE (64u * 1024u * 1024u)
@@ -368,9 +369,25 @@ client_cleanup(void *data)
         c->state = NULL;
     }
     if (life->temporary) {
-        (void)dkv_plat_rmtree(life->dir, c->pool);
+        /* The engine is closed (every file and mapping of the store is
+         * released: Windows cannot remove a file that is open or mapped),
+         * so the removal can succeed everywhere.  Should it fail all the
+         * same (a virus scanner or indexer holding a file on Windows, a
+         * permission changed behind our back), the handle is still freed
+         * and its path unregistered; what could not be removed stays, and
+         * the failure is not swallowed: it is left in dkv_last_error() of
+         * the closing thread (dkv_close clears it first, so an empty
+         * message after dkv_close means the directory is gone). */
+        dkv_status_t rv = dkv_plat_rmtree(life->dir, c->pool);
+
+        if (rv != DKV_OK) {
+            dkv_error_set(rv, "dkv_close: cannot remove the temporary store"
+                          " %s: %s", life->dir, dkv_strerror(rv));
+        }
     }
-    registry_drop(life->dir);
+    if (life->dir != NULL) {
+        registry_drop(life->dir);
+    }
     return APR_SUCCESS;
 }
 
@@ -406,7 +423,7 @@ dkv_open(dkv_client_t **client, const char *address,
     apr_pool_t *cp;
     const char *path;
     char *dir = NULL;
-    int temporary, own_apr = 0;
+    int temporary, remote = 0, own_apr = 0;
     dkv_status_t rv;
 
     dkv_error_clear();
@@ -434,13 +451,15 @@ dkv_open(dkv_client_t **client, const char *address,
         temporary = path[0] == '\0';
     }
     else if (strncmp(address, "dkv://", 6) == 0) {
-        return dkv_error_set(DKV_ENOTIMPL, "%s: \"%.200s\": remote stores"
-                             " arrive with dkv-node", op, address);
+        path = NULL;
+        temporary = 0;
+        remote = 1;
     }
     else {
         return dkv_error_set(DKV_EINVAL, "%s: \"%.200s\": unknown address"
-                             " scheme (expected \"inproc:PATH\" or"
-                             " \"inproc:\")", op, address);
+                             " scheme (expected \"inproc:PATH\","
+                             " \"inproc:\" or \"dkv://HOST:PORT/STORE\")",
+                             op, address);
     }
 
     if (pool == NULL) {
@@ -463,6 +482,22 @@ dkv_open(dkv_client_t **client, const char *address,
     c->own_apr = own_apr;
     c->address = apr_pstrdup(cp, address);
 
+    if (remote) {
+        /* No directory and no registry: the node owns the store. */
+        rv = dkv_remote_open(&c->state, c, address, &o, cp);
+        if (rv != DKV_OK) {
+            goto fail;
+        }
+        c->ops = &dkv_remote_ops;
+        life = apr_palloc(cp, sizeof(*life));
+        life->client = c;
+        life->dir = NULL;
+        life->temporary = 0;
+        apr_pool_pre_cleanup_register(cp, life, client_cleanup);
+        *client = c;
+        return DKV_OK;
+    }
+
     if (temporary) {
         o.no_sync = 1;
         if (o.map_size == 0) {
@@ -483,6 +518,7 @@ dkv_open(dkv_client_t **client, const char *address,
         dir = apr_pstrdup(cp, path);
     }
     dir = canonical_dir(dir, cp);
+    c->dir = dir;
 
     rv = registry_claim(dir, cp);
     if (rv != DKV_OK) {
@@ -518,7 +554,15 @@ fail:
     return rv;
 }
 
-/* See dkv/client.h. */
+/* See client.h. */
+const char *
+dkv_client_dir(const dkv_client_t *client)
+{
+    return client != NULL ? client->dir : NULL;
+}
+
+/* See dkv/client.h.  A temporary store whose directory cannot be removed
+ * leaves the reason in dkv_last_error() (see client_cleanup). */
 void
 dkv_close(dkv_client_t *client)
 {
@@ -648,6 +692,17 @@ dkv_refresh(dkv_result_t *res, dkv_client_t *client, const void *key,
 
 /* =========================================================== bulk/batch */
 
+/* N within DKV_MAX_BULK: the same cap in every mode (the protocol's). */
+static dkv_status_t
+check_bulk(size_t n, const char *op)
+{
+    if (n > DKV_MAX_BULK) {
+        return dkv_error_set(DKV_ETOOLARGE, "%s: %lu keys; the limit is %d",
+                             op, (unsigned long)n, DKV_MAX_BULK);
+    }
+    return DKV_OK;
+}
+
 /* See dkv/client.h. */
 dkv_status_t
 dkv_put_many(dkv_result_t *results, dkv_client_t *client,
@@ -660,6 +715,7 @@ dkv_put_many(dkv_result_t *results, dkv_client_t *client,
     if (kvs == NULL && n > 0) {
         return dkv_error_set(DKV_EINVAL, "%s: kvs is NULL", op);
     }
+    CHECK(check_bulk(n, op));
     CHECK(dkv_check_put_opts(opts));
     if (n == 0) {
         return DKV_OK;
@@ -689,6 +745,7 @@ dkv_get_many(dkv_item_t **items, dkv_client_t *client,
     if (keys == NULL && n > 0) {
         return dkv_error_set(DKV_EINVAL, "%s: keys is NULL", op);
     }
+    CHECK(check_bulk(n, op));
     its = apr_pcalloc(pool, (n ? n : 1) * sizeof(*its));
     if (n == 0) {
         *items = its;
@@ -714,6 +771,7 @@ dkv_delete_many(dkv_result_t *results, dkv_client_t *client,
     if (keys == NULL && n > 0) {
         return dkv_error_set(DKV_EINVAL, "%s: keys is NULL", op);
     }
+    CHECK(check_bulk(n, op));
     CHECK(check_delete_opts(opts));
     if (n == 0) {
         return DKV_OK;
@@ -737,6 +795,7 @@ dkv_batch(dkv_result_t *results, dkv_client_t *client, const dkv_op_t *ops,
     if (ops == NULL && n > 0) {
         return dkv_error_set(DKV_EINVAL, "%s: ops is NULL", op);
     }
+    CHECK(check_bulk(n, op));
     if (n == 0) {
         return DKV_OK;
     }

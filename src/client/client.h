@@ -131,9 +131,18 @@ struct dkv_client {
     void *state;               /* the backend's */
     apr_pool_t *pool;          /* the handle's own pool (destroyed at close) */
     char *address;             /* as given to dkv_open, in POOL */
+    char *dir;                 /* the store's directory (absolute,
+                                * canonical), in POOL; for "inproc:" the
+                                * temporary directory dkv_close removes */
     int own_apr;               /* 1: dkv_open called apr_initialize() */
     volatile int closed;       /* 1 once closing has begun */
 };
+
+/* The directory of CLIENT's store (see struct dkv_client), valid until
+ * the handle closes.  Internal: the tests use it to find the temporary
+ * directory of an "inproc:" store without scanning the shared temporary
+ * directory, which other processes use too. */
+const char *dkv_client_dir(const dkv_client_t *client);
 
 /* The public part of every backend's watch: backends put it first in
  * their own watch struct. */

@@ -45,13 +45,12 @@
 #include "common/status.h"
 #include "engine/engine.h"
 #include "client/client.h"
+#include "client/exec.h"
 
 /* Most items expired per commit by the timer. */
 #define EXPIRE_CHUNK 1000
 /* Default timer period, in ms. */
 #define DEFAULT_EXPIRE_INTERVAL 50
-/* Page size of a watch's snapshot scan. */
-#define SNAPSHOT_PAGE 10000
 
 typedef struct inproc inproc_t;
 
@@ -129,15 +128,6 @@ ip_now(const inproc_t *ip)
     return (int64_t)(apr_time_now() / 1000);
 }
 
-/* Statuses after which an engine write context is still usable. */
-static int
-is_logical(dkv_status_t rv)
-{
-    return rv == DKV_OK || rv == DKV_ENOTFOUND || rv == DKV_ECONFLICT
-           || rv == DKV_ELOCKED || rv == DKV_EINVAL || rv == DKV_ETOOLARGE
-           || rv == DKV_ERANGE;
-}
-
 static dkv_status_t
 closed_status(void)
 {
@@ -151,12 +141,7 @@ closed_status(void)
 static int
 watch_matches(const ip_watch_t *w, const dkv_event_t *ev)
 {
-    if (w->prefix) {
-        return ev->key_len >= w->key_len
-               && memcmp(ev->key, w->key, w->key_len) == 0;
-    }
-    return ev->key_len == w->key_len
-           && memcmp(ev->key, w->key, w->key_len) == 0;
+    return dkv_exec_watch_matches(w->key, w->key_len, w->prefix, ev);
 }
 
 /* Copies the events of EVS selected by KEEP (NULL: all; N of them, NKEEP
@@ -184,7 +169,8 @@ pack_batch(const dkv_event_t *evs, size_t n, const unsigned char *keep,
     b->next = NULL;
     b->target = target;
     b->count = nkeep;
-    b->events = (dkv_event_t *)((char *)b + ALIGN_UP(sizeof(ip_batch_t)));
+    b->events = (dkv_event_t *)(void *)((char *)b
+                                + ALIGN_UP(sizeof(ip_batch_t)));
     data = (char *)b + head;
     for (i = 0, j = 0; i < n; i++) {
         dkv_event_t *e;
@@ -640,17 +626,6 @@ ip_refresh(void *state, dkv_result_t *res, const void *key, size_t key_len,
     return w_finish(ip, w, rv);
 }
 
-/* Records a bulk item's status; returns 1 when the context is poisoned
- * and the call must stop. */
-static int
-bulk_status(dkv_result_t *results, size_t i, dkv_status_t rv)
-{
-    if (results != NULL) {
-        results[i].status = rv;
-    }
-    return !is_logical(rv);
-}
-
 /* Ends a bulk write: commits unless an operation poisoned the context
  * (FATAL); returns the call's status. */
 static dkv_status_t
@@ -678,28 +653,14 @@ ip_put_many(void *state, dkv_result_t *results, const dkv_kv_t *kvs,
             size_t n, const dkv_put_opts_t *opts)
 {
     inproc_t *ip = state;
-    size_t i, max_value = dkv_engine_max_value(ip->engine);
     dkv_eng_write_t *w;
-    dkv_status_t rv = w_begin(ip, &w), fatal = DKV_OK;
+    dkv_status_t rv = w_begin(ip, &w), fatal;
 
     if (rv != DKV_OK) {
         return rv;
     }
-    for (i = 0; i < n; i++) {
-        rv = dkv_check_key(kvs[i].key, kvs[i].key_len, 0);
-        if (rv == DKV_OK) {
-            rv = dkv_check_value(kvs[i].value, kvs[i].value_len, max_value);
-        }
-        if (rv == DKV_OK) {
-            rv = dkv_engine_put(results ? &results[i] : NULL, w, kvs[i].key,
-                                kvs[i].key_len, kvs[i].value,
-                                kvs[i].value_len, opts);
-        }
-        if (bulk_status(results, i, rv)) {
-            fatal = rv;
-            break;
-        }
-    }
+    fatal = dkv_exec_put_many(results, w, kvs, n, opts,
+                              dkv_engine_max_value(ip->engine));
     return bulk_end(ip, w, results, n, fatal);
 }
 
@@ -709,31 +670,14 @@ ip_get_many(void *state, dkv_item_t *items, const dkv_key_t *keys, size_t n,
 {
     inproc_t *ip = state;
     dkv_eng_read_t *r;
-    size_t i;
     dkv_status_t rv = r_begin(ip, &r);
 
     if (rv != DKV_OK) {
         return rv;
     }
-    for (i = 0; i < n; i++) {
-        rv = dkv_check_key(keys[i].key, keys[i].key_len, 0);
-        if (rv == DKV_OK) {
-            rv = dkv_engine_get(&items[i], r, keys[i].key, keys[i].key_len,
-                                opts, pool);
-        }
-        else {
-            items[i].key = keys[i].key;
-            items[i].key_len = keys[i].key_len;
-            items[i].ttl_ms = -1;
-        }
-        items[i].status = rv;
-        if (!is_logical(rv)) {
-            dkv_engine_read_end(r);
-            return rv;
-        }
-    }
+    rv = dkv_exec_get_many(items, r, keys, n, opts, pool);
     dkv_engine_read_end(r);
-    return DKV_OK;
+    return rv;
 }
 
 static dkv_status_t
@@ -741,24 +685,13 @@ ip_delete_many(void *state, dkv_result_t *results, const dkv_key_t *keys,
                size_t n, const dkv_delete_opts_t *opts)
 {
     inproc_t *ip = state;
-    size_t i;
     dkv_eng_write_t *w;
-    dkv_status_t rv = w_begin(ip, &w), fatal = DKV_OK;
+    dkv_status_t rv = w_begin(ip, &w), fatal;
 
     if (rv != DKV_OK) {
         return rv;
     }
-    for (i = 0; i < n; i++) {
-        rv = dkv_check_key(keys[i].key, keys[i].key_len, 0);
-        if (rv == DKV_OK) {
-            rv = dkv_engine_delete(results ? &results[i] : NULL, w,
-                                   keys[i].key, keys[i].key_len, opts);
-        }
-        if (bulk_status(results, i, rv)) {
-            fatal = rv;
-            break;
-        }
-    }
+    fatal = dkv_exec_delete_many(results, w, keys, n, opts);
     return bulk_end(ip, w, results, n, fatal);
 }
 
@@ -766,30 +699,14 @@ static dkv_status_t
 ip_batch(void *state, dkv_result_t *results, const dkv_op_t *ops, size_t n)
 {
     inproc_t *ip = state;
-    size_t i, max_value = dkv_engine_max_value(ip->engine);
     dkv_eng_write_t *w;
-    dkv_status_t rv = w_begin(ip, &w), fatal = DKV_OK;
+    dkv_status_t rv = w_begin(ip, &w), fatal;
 
     if (rv != DKV_OK) {
         return rv;
     }
-    for (i = 0; i < n; i++) {
-        dkv_result_t *res = results ? &results[i] : NULL;
-
-        rv = dkv_check_op(&ops[i], max_value);
-        if (rv == DKV_OK && ops[i].type == DKV_OP_PUT) {
-            rv = dkv_engine_put(res, w, ops[i].key, ops[i].key_len,
-                                ops[i].value, ops[i].value_len, ops[i].put);
-        }
-        else if (rv == DKV_OK) {
-            rv = dkv_engine_delete(res, w, ops[i].key, ops[i].key_len,
-                                   ops[i].del);
-        }
-        if (bulk_status(results, i, rv)) {
-            fatal = rv;
-            break;
-        }
-    }
+    fatal = dkv_exec_batch(results, w, ops, n,
+                           dkv_engine_max_value(ip->engine));
     return bulk_end(ip, w, results, n, fatal);
 }
 
@@ -1063,95 +980,14 @@ history_event(void *baton, const dkv_event_t *event)
     return DKV_OK;
 }
 
-/* Adds ITEM as a snapshot event at revision REV. */
-static void
-backlog_item(backlog_t *bl, const dkv_item_t *item, uint64_t rev)
-{
-    dkv_event_t ev;
-
-    memset(&ev, 0, sizeof(ev));
-    ev.type = DKV_EVENT_PUT;
-    ev.key = item->key;
-    ev.key_len = item->key_len;
-    ev.value = item->value ? item->value : "";
-    ev.value_len = item->value ? item->value_len : 0;
-    ev.revision = rev;
-    ev.version = item->version;
-    ev.snapshot = 1;
-    backlog_add(bl, &ev);
-}
-
 /* Reads W's snapshot (or replay from START) in R into BL. */
 static dkv_status_t
 read_backlog(backlog_t *bl, dkv_eng_read_t *r, const ip_watch_t *w,
              int snapshot, uint64_t start)
 {
-    uint64_t rev = dkv_engine_read_revision(r);
-    dkv_status_t rv;
-
-    if (start != 0) {
-        if (start > rev) {
-            return DKV_OK;
-        }
-        rv = dkv_engine_history(r, start, w->key, w->key_len, w->prefix,
-                                history_event, bl);
-        if (rv == DKV_ECOMPACTED && dkv_last_error()[0] == '\0') {
-            dkv_error_set(rv, "dkv_watch_start: revision %llu is older"
-                          " than the retained history (oldest %llu)",
-                          (unsigned long long)start,
-                          (unsigned long long)dkv_engine_history_oldest(r));
-        }
-        return rv;
-    }
-    if (!snapshot) {
-        return DKV_OK;
-    }
-    if (!w->prefix) {
-        dkv_item_t item;
-
-        memset(&item, 0, sizeof(item));
-        rv = dkv_engine_get(&item, r, w->key, w->key_len, NULL, bl->pool);
-        if (rv == DKV_OK) {
-            backlog_item(bl, &item, rev);
-        }
-        return rv == DKV_ENOTFOUND ? DKV_OK : rv;
-    }
-    else {
-        dkv_range_t range;
-        dkv_scan_opts_t so;
-        apr_pool_t *pp;
-
-        memset(&range, 0, sizeof(range));
-        range.prefix = w->key;
-        range.prefix_len = w->key_len;
-        memset(&so, 0, sizeof(so));
-        so.limit = SNAPSHOT_PAGE;
-        rv = apr_pool_create(&pp, bl->pool);
-        if (rv != APR_SUCCESS) {
-            return rv;
-        }
-        for (;;) {
-            dkv_page_t *page;
-            size_t i;
-
-            rv = dkv_engine_scan(&page, r, &range, &so, pp);
-            if (rv != DKV_OK) {
-                break;
-            }
-            for (i = 0; i < page->count; i++) {
-                backlog_item(bl, &page->items[i], rev);
-            }
-            if (!page->more || page->count == 0) {
-                break;
-            }
-            so.after = apr_pmemdup(bl->pool, page->next,
-                                   page->next_len ? page->next_len : 1);
-            so.after_len = page->next_len;
-            apr_pool_clear(pp);
-        }
-        apr_pool_destroy(pp);
-        return rv;
-    }
+    return dkv_exec_watch_backlog(r, w->key, w->key_len, w->prefix,
+                                  snapshot, start, history_event, bl,
+                                  bl->pool);
 }
 
 static dkv_status_t
@@ -1213,7 +1049,7 @@ ip_watch_start(void *state, dkv_watch_t **watch, const void *key,
     }
     w->id = ++ip->next_id;
     if (need_backlog && bl.events->nelts > 0) {
-        b = pack_batch((const dkv_event_t *)bl.events->elts,
+        b = pack_batch((const dkv_event_t *)(void *)bl.events->elts,
                        (size_t)bl.events->nelts, NULL,
                        (size_t)bl.events->nelts, w->id);
         if (b == NULL) {
@@ -1278,6 +1114,13 @@ ip_watch_stop(void *state, dkv_watch_t *watch)
 
 /* ====================================================== open and close */
 
+/* Both threads end by returning from their functions, not through
+ * apr_thread_exit (which would be pthread_exit on Unix, and upsets
+ * AddressSanitizer there).  apr_thread_join still waits for them and
+ * releases them on every platform; on Windows it then reports
+ * APR_INCOMPLETE (no exit status was set), which is not a failure, so
+ * the status is ignored.  The APR thread objects live in ip->pool,
+ * destroyed below. */
 static void
 ip_close(void *state)
 {

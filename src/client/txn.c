@@ -76,6 +76,14 @@ dkv_txn_do_begin(dkv_txn_t **txn, dkv_client_t *client, apr_pool_t *pool)
     return DKV_OK;
 }
 
+/* The staged operation at INDEX (APR array storage is aligned for any
+ * type; the cast through void * says so to the compiler). */
+static dkv_op_t *
+staged_op(const dkv_txn_t *txn, size_t index)
+{
+    return (dkv_op_t *)(void *)txn->ops->elts + index;
+}
+
 /* A copy of LABELS (N of them) in POOL. */
 static const dkv_label_t *
 copy_labels(const dkv_label_t *labels, size_t n, apr_pool_t *pool)
@@ -126,7 +134,7 @@ next_version(dkv_txn_t *txn, const void *key, size_t key_len)
     const txn_read_t *r;
 
     if (s != NULL) {
-        const dkv_op_t *last = &APR_ARRAY_IDX(txn->ops, s->index, dkv_op_t);
+        const dkv_op_t *last = staged_op(txn, s->index);
 
         if (last->type == DKV_OP_DELETE) {
             return 1;
@@ -246,7 +254,7 @@ dkv_txn_do_get(dkv_item_t *item, dkv_txn_t *txn, const void *key,
     dkv_status_t rv;
 
     if (s != NULL) {
-        const dkv_op_t *op = &APR_ARRAY_IDX(txn->ops, s->index, dkv_op_t);
+        const dkv_op_t *op = staged_op(txn, s->index);
 
         if (op->type == DKV_OP_DELETE) {
             memset(item, 0, sizeof(*item));
@@ -260,6 +268,16 @@ dkv_txn_do_get(dkv_item_t *item, dkv_txn_t *txn, const void *key,
         return DKV_OK;
     }
 
+    if (apr_hash_get(txn->reads, key, key_len) == NULL
+        && apr_hash_count(txn->reads) >= DKV_MAX_TXN_OPS) {
+        /* Each key read is a compare of the commit: as many as ops. */
+        memset(item, 0, sizeof(*item));
+        item->key = copy_bytes(key, key_len, pool);
+        item->key_len = key_len;
+        item->ttl_ms = -1;
+        return dkv_error_set(DKV_ETOOLARGE, "a transaction reads at most"
+                             " %d distinct keys", DKV_MAX_TXN_OPS);
+    }
     rv = c->ops->get(c->state, item, key, key_len, NULL, pool);
     if (rv != DKV_OK && rv != DKV_ENOTFOUND) {
         return rv;
@@ -303,7 +321,7 @@ dkv_txn_do_commit(uint64_t *revision, dkv_txn_t *txn)
     }
     else {
         rv = c->ops->txn_commit(c->state, revision, cmp, n,
-                                (const dkv_op_t *)txn->ops->elts,
+                                staged_op(txn, 0),
                                 (size_t)txn->ops->nelts);
     }
     apr_pool_destroy(txn->pool);
