@@ -28,6 +28,7 @@
 #include <dkv.h>
 
 #include "testutil.h"
+#include "testnode.h"
 
 /* ------------------------------------------------------------ statuses */
 
@@ -97,16 +98,48 @@ at_fake_clock_opts(void)
 
 /* -------------------------------------------------------------- opening */
 
-/* Opens ADDRESS with OPTS (own pool); NULL after a recorded failure. */
+/* Opens ADDRESS with OPTS (own pool); NULL after a recorded failure.
+ * In remote mode (DKV_TEST_MODE=remote, see testnode.h) "inproc:" opens
+ * a fresh dkv-node's store instead, configured like OPTS. */
 static inline dkv_client_t *
 at_open(const char *address, const dkv_open_opts_t *opts)
 {
     dkv_client_t *c = NULL;
-    dkv_status_t s = dkv_open(&c, address, opts, NULL);
+    dkv_status_t s;
+
+    if (dkv_test_remote_mode() && strcmp(address, "inproc:") == 0) {
+        s = dkv_test_remote_open(&c, opts);
+    }
+    else {
+        s = dkv_open(&c, address, opts, NULL);
+    }
 
     dkv_test_check_status(s, DKV_OK, "dkv_open", __FILE__, __LINE__, 0);
     return s == DKV_OK ? c : NULL;
 }
+
+/* Tests that drive the fake clock (dkv_open_opts_t.clock) cannot drive a
+ * node's time: in remote mode they skip themselves, saying so.  Real-time
+ * TTL and lease expiry is tested in both modes by test_api_realtime.c. */
+#define AT_FAKE_CLOCK_ONLY(client) \
+    do { \
+        if (dkv_test_remote_mode()) { \
+            dkv_close(client); \
+            dkv_test_skip(__func__, "needs the fake clock, which cannot " \
+                          "drive a node's time"); \
+            return; \
+        } \
+    } while (0)
+
+/* Tests of what only an in-process store has (REASON says what): in
+ * remote mode they skip themselves, saying so. */
+#define AT_INPROC_ONLY(reason) \
+    do { \
+        if (dkv_test_remote_mode()) { \
+            dkv_test_skip(__func__, (reason)); \
+            return; \
+        } \
+    } while (0)
 
 /* ------------------------------------------------ string-key shortcuts */
 

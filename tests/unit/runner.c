@@ -19,6 +19,7 @@
 #include <CUnit/Basic.h>
 
 #include "testutil.h"
+#include "testnode.h"
 
 /* Each registrar adds one test file's suites (prototypes in testutil.h). */
 static void (*const registrars[])(void) = {
@@ -122,6 +123,10 @@ main(int argc, char **argv)
              + CU_get_number_of_suites_failed()
              + (CU_get_number_of_failures() != 0 ? 1u : 0u)
              + (run_rv != CUE_SUCCESS ? 1u : 0u);
+    if (dkv_test_skipped() != 0) {
+        printf("\n%u tests skipped themselves (remote mode)\n",
+               dkv_test_skipped());
+    }
     printf("\n");
     CU_cleanup_registry();
     dkv_test_shutdown();

@@ -207,6 +207,7 @@ test_metadata(void)
     uint64_t lease = 0;
     int64_t created;
 
+    AT_FAKE_CLOCK_ONLY(c);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
     memset(&po, 0, sizeof po);
     po.ttl_ms = 5000;
@@ -659,6 +660,7 @@ test_count(void)
     dkv_range_t rg;
     uint64_t n = 99;
 
+    AT_FAKE_CLOCK_ONLY(c);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
     AT_OK(dkv_count(&n, c, NULL));
     CU_ASSERT_EQUAL(n, 0);

@@ -420,6 +420,7 @@ test_index_upkeep(void)
     dkv_clause_t cl = eq("city", "London");
     dkv_query_t q = query(&cl);
 
+    AT_FAKE_CLOCK_ONLY(c);
     DKV_ASSERT_NOT_NULL(c);
     /* A rewrite with other labels moves the key in the index. */
     AT_OK(put_cust(c, &moved, "customer", 0));

@@ -40,6 +40,7 @@ test_expired_invisible(void)
     dkv_result_t r;
     uint64_t n;
 
+    AT_FAKE_CLOCK_ONLY(c);
     DKV_ASSERT_NOT_NULL(c);
     AT_OK(at_put(NULL, c, "t:short", "gone soon", &po));
     AT_OK(at_put(NULL, c, "t:forever", "stays", NULL));
@@ -90,6 +91,7 @@ test_rewrite_clears_or_resets(void)
     dkv_put_opts_t po = ttl_opts(1000);
     dkv_item_t *it = NULL;
 
+    AT_FAKE_CLOCK_ONLY(c);
     DKV_ASSERT_NOT_NULL(c);
 
     /* Rewritten without a TTL: never expires. */
@@ -133,6 +135,7 @@ test_expire(void)
     dkv_result_t r0, r;
     dkv_item_t *it = NULL;
 
+    AT_FAKE_CLOCK_ONLY(c);
     DKV_ASSERT_NOT_NULL(c);
     AT_OK(at_put(&r0, c, "k", "v", NULL));
     memset(&r, 0, sizeof r);
@@ -177,6 +180,7 @@ test_refresh(void)
     dkv_result_t r;
     dkv_item_t *it = NULL;
 
+    AT_FAKE_CLOCK_ONLY(c);
     DKV_ASSERT_NOT_NULL(c);
     AT_OK(at_put(NULL, c, "s", "v", &po));
     at_clock_advance(700);
@@ -220,6 +224,7 @@ test_expiry_makes_delete_event(void)
     dkv_result_t r;
     long i, j;
 
+    AT_FAKE_CLOCK_ONLY(c);
     DKV_ASSERT_NOT_NULL(c);
     memset(&wo, 0, sizeof wo);
     wo.prefix = 1;

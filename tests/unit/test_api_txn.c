@@ -375,6 +375,7 @@ test_txn_metadata_and_expiry(void)
     dkv_query_t q;
     dkv_page_t *pg = NULL;
 
+    AT_FAKE_CLOCK_ONLY(c);
     DKV_ASSERT_NOT_NULL(c);
     memset(&po, 0, sizeof po);
     po.ttl_ms = 1000;
