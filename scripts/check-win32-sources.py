@@ -5,7 +5,8 @@ Makefile.am.
 Makefile.am is the source of truth.  This script reads its source lists
 (libdkv_core_la_SOURCES as the Windows branch of `if DKV_WIN32` sees it,
 tests_unit_runner_SOURCES, the installed headers) and compares them with the
-ClCompile/ClInclude items of win32/libdkv.vcxproj and win32/dkv-tests.vcxproj.
+ClCompile/ClInclude items of win32/libdkv.vcxproj and win32/dkv-tests.vcxproj
+(and of the program projects in PROGRAM_PROJECTS, such as dkv-node.vcxproj).
 It also checks that:
   - every win32 XML file is well-formed, and dkv.sln names both projects
     with the GUIDs the projects declare;
@@ -137,6 +138,15 @@ def fix_project(path, groups):
         f.write(text.replace("\r\n", "\n"))
 
 
+# Program projects: each vcxproj compiles the sources of these Makefile.am
+# variables (as the Windows branch sees them).  Checked, and rewritten by
+# --fix, when the project file exists.
+PROGRAM_PROJECTS = [
+    ("win32/dkv-node.vcxproj", ["dkv_node_SOURCES",
+                                "libdkv_node_la_SOURCES"]),
+]
+
+
 # ------------------------------------------------------------------ main
 
 def main(argv):
@@ -174,9 +184,22 @@ def main(argv):
         print("check-win32-sources: rewrote the source lists of %s and %s"
               % (lib_proj, test_proj))
 
+    programs = {}
+    for proj, names in PROGRAM_PROJECTS:
+        if os.path.exists(proj):
+            programs[proj] = [p for n in names for p in sources(win, n)]
+            if fix:
+                fix_project(proj, {
+                    "Sources": ("ClCompile", [p for p in programs[proj]
+                                              if p.endswith(".c")]),
+                    "Headers": ("ClInclude", [p for p in programs[proj]
+                                              if p.endswith(".h")])})
+                print("check-win32-sources: rewrote the source lists of %s"
+                      % proj)
+
     # Well-formed XML.
     trees = {}
-    for path in (lib_proj, test_proj):
+    for path in [lib_proj, test_proj] + sorted(programs):
         try:
             trees[path] = ET.parse(path)
         except (ET.ParseError, OSError) as e:
@@ -198,6 +221,15 @@ def main(argv):
         compare(test_proj + " ClInclude",
                 [p for p in test_src if p.endswith(".h")],
                 vs_items(t, "ClInclude"), problems)
+
+    for proj, srcs in sorted(programs.items()):
+        if proj in trees:
+            compare(proj + " ClCompile",
+                    [p for p in srcs if p.endswith(".c")],
+                    vs_items(trees[proj], "ClCompile"), problems)
+            compare(proj + " ClInclude",
+                    [p for p in srcs if p.endswith(".h")],
+                    vs_items(trees[proj], "ClInclude"), problems)
 
     # Every listed file exists.
     for p in sorted(set(lib_src + test_src + public)):

@@ -4,9 +4,11 @@
 #
 #   scripts/install-deps.sh [--windows] [--dev]
 #
-#   (always)   compiler, autotools, APR, LMDB, libsodium, CUnit, python3
+#   (always)   compiler, autotools, APR, LMDB, libsodium, CUnit, jansson,
+#              python3
 #   --windows  mingw-w64 and wine, for the Windows cross-build
-#   --dev      clang with its sanitizer runtimes, valgrind
+#   --dev      clang with its sanitizer runtimes, valgrind, redis-server
+#              and redis-tools (the peer of bench/run-node-bench.sh)
 #
 # Runs apt-get update at most once, and only when something is missing.
 # Uses sudo when not root.  On systems without apt-get it only reports what
@@ -14,19 +16,22 @@
 set -euo pipefail
 
 want=(build-essential autoconf automake libtool pkg-config make python3
-      libapr1-dev libaprutil1-dev liblmdb-dev libsodium-dev libcunit1-dev)
+      libapr1-dev libaprutil1-dev liblmdb-dev libsodium-dev libcunit1-dev
+      libjansson-dev)
 windows=0
 dev=0
 for arg in "$@"; do
     case $arg in
         --windows) windows=1 ;;
         --dev) dev=1 ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
         *) echo "install-deps: unknown option $arg" >&2; exit 2 ;;
     esac
 done
 [ $windows = 1 ] && want+=(mingw-w64 wine wine64)
 [ $dev = 1 ] && want+=(clang valgrind)
+# The peer of bench/run-node-bench.sh (not needed to build or test).
+[ $dev = 1 ] && want+=(redis-server redis-tools)
 
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
     echo "install-deps: no dpkg/apt-get here; make sure these (or their"

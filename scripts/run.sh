@@ -2,10 +2,14 @@
 # run.sh -- the two commands of the README, on a fresh Debian/Ubuntu machine.
 #
 #   scripts/run.sh demo   install dependencies, build in build/, run the demo
+#                         (examples/demo, then scripts/demo-node.sh)
 #   scripts/run.sh test   install dependencies, then run every test stage:
 #       native      build/ with --enable-werror, make check
 #       asan        build-asan/ with ASan+UBSan (clang when present), make check
 #       valgrind    the unit-test runner of build/ under valgrind
+#       fuzz        build-fuzz/ with clang --enable-fuzz, then the libFuzzer
+#                   target fuzz_proto on a copy of the seed corpus
+#                   (skipped without clang)
 #       distcheck   make distcheck in build/ (the tarball builds and passes)
 #       windows     mingw cross-build in build-win/, make check under wine
 #       win32check  Visual Studio projects match Makefile.am
@@ -18,6 +22,7 @@
 #   DKV_WINDEPS       where the mingw dependencies are built and cached
 #                     (default /tmp/dkv-win-deps; reused when complete)
 #   DKV_TEST_TIMEOUT  seconds each test program may run (default 600)
+#   DKV_FUZZ_SECONDS  how long stage fuzz fuzzes (default 60)
 #   JOBS              make -j (default 2)
 #   DKV_NO_DEPS=1     skip scripts/install-deps.sh
 set -u
@@ -27,7 +32,7 @@ TOP=$(pwd)
 JOBS=${JOBS:-2}
 TIMEOUT=${DKV_TEST_TIMEOUT:-600}
 WINDEPS=${DKV_WINDEPS:-/tmp/dkv-win-deps}
-ALL_STAGES="native asan valgrind distcheck windows win32check"
+ALL_STAGES="native asan valgrind fuzz distcheck windows win32check"
 
 banner() {
     printf '\n'
@@ -92,6 +97,32 @@ stage_valgrind() {
     return "${PIPESTATUS[0]}"
 }
 
+# Exit status 77 marks the stage skipped.
+stage_fuzz() {
+    command -v clang >/dev/null 2>&1 || {
+        echo "clang missing: stage fuzz skipped"; return 77; }
+    configure_in build-fuzz CC=clang --enable-fuzz --enable-werror
+    make -j"$JOBS" tests/fuzz/fuzz_proto
+    # A copy: the fuzzer adds what it finds to its corpus directory.
+    rm -rf tests/fuzz/corpus-proto tests/fuzz/crashes
+    mkdir -p tests/fuzz/crashes
+    cp -R "$TOP/tests/fuzz/corpus/proto" tests/fuzz/corpus-proto
+    echo "+ fuzz_proto -max_total_time=${DKV_FUZZ_SECONDS:-60} corpus"
+    local rc=0
+    ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} \
+    UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+        ./tests/fuzz/fuzz_proto -max_total_time="${DKV_FUZZ_SECONDS:-60}" \
+        -malloc_limit_mb=512 -timeout=10 -print_final_stats=1 \
+        -artifact_prefix=tests/fuzz/crashes/ tests/fuzz/corpus-proto \
+        > tests/fuzz/fuzz.log 2>&1 || rc=$?
+    grep -E 'INFO: Seed|DONE|^Done|ERROR|SUMMARY' tests/fuzz/fuzz.log || true
+    if [ $rc != 0 ]; then
+        tail -60 tests/fuzz/fuzz.log
+        echo "fuzz_proto failed (exit $rc); inputs in build-fuzz/tests/fuzz/crashes"
+    fi
+    return $rc
+}
+
 stage_distcheck() {
     [ -f "$TOP/build/Makefile" ] || configure_in build --enable-werror
     cd "$TOP/build"
@@ -102,7 +133,8 @@ windeps_complete() {
     local f
     for f in lib/libapr-1.a lib/liblmdb.a lib/libsodium.a lib/libcunit.a \
              lib/pkgconfig/apr-1.pc lib/pkgconfig/lmdb.pc \
-             lib/pkgconfig/libsodium.pc lib/pkgconfig/cunit.pc; do
+             lib/pkgconfig/libsodium.pc lib/pkgconfig/cunit.pc \
+             lib/libjansson.a lib/pkgconfig/jansson.pc; do
         [ -f "$WINDEPS/prefix/$f" ] || return 1
     done
 }
@@ -159,6 +191,11 @@ print_summaries() {
             grep -E '^(FAIL|ERROR): ' "$TOP/$d/test-suite.log" || true
         fi
     done
+    if [ -f "$TOP/build-fuzz/tests/fuzz/fuzz.log" ] \
+        && [ "${result[fuzz]:-SKIP}" != SKIP ]; then
+        echo "-- build-fuzz/tests/fuzz/fuzz_proto (libFuzzer):"
+        grep -E 'DONE|^Done' "$TOP/build-fuzz/tests/fuzz/fuzz.log" || true
+    fi
     if [ -f "$TOP/build/tests/unit/valgrind.log" ] \
         && [ -n "${result[valgrind]:-}" ]; then
         echo "-- build/tests/unit/runner under valgrind:"
@@ -178,8 +215,10 @@ demo)
     configure_in build
     make -j"$JOBS"
     make -j"$JOBS" examples
-    banner "examples/demo"
-    exec ./examples/demo
+    banner "examples/demo: the store embedded in a program"
+    ./examples/demo
+    banner "dkv-node and the dkv ClientShell commands"
+    exec sh "$TOP/scripts/demo-node.sh" "$TOP/build"
     ;;
 test)
     install_deps --windows --dev
@@ -200,6 +239,8 @@ test)
         took[$s]=$(( $(date +%s) - t0 ))
         if [ $rc = 0 ]; then
             result[$s]=PASS
+        elif [ $rc = 77 ]; then
+            result[$s]=SKIP
         else
             result[$s]="FAIL (exit $rc)"
             failed=1
@@ -215,7 +256,7 @@ test)
     exit $failed
     ;;
 *)
-    sed -n '2,26p' "$0"
+    sed -n '2,30p' "$0"
     exit 2
     ;;
 esac
