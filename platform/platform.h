@@ -73,4 +73,18 @@ dkv_status_t dkv_plat_raise_fd_limit(uint64_t *limit);
  * servers share a port).  Returns DKV_OK or the APR status. */
 dkv_status_t dkv_plat_listener_prepare(apr_socket_t *sock);
 
+/* Connects SOCK to SA, giving up after TIMEOUT (negative: as long as the
+ * system tries), and leaves SOCK with TIMEOUT as its APR timeout.  Unix
+ * APR already bounds a connect by the socket timeout; win32 APR makes a
+ * blocking connect() that no timeout shortens (a refused loopback port
+ * costs about 2 s of SYN retries, an unanswered address about 21 s), so
+ * the win32 twin connects non-blocking, waits in select() and reads
+ * SO_ERROR, and asks for no SYN retransmissions where Windows supports
+ * that (a refusal then fails at once).  Returns APR_SUCCESS, APR_TIMEUP
+ * (test with APR_STATUS_IS_TIMEUP) when TIMEOUT passed, or the system's
+ * status of the failure (ECONNREFUSED, ...).  Thread-safe for distinct
+ * sockets. */
+dkv_status_t dkv_plat_connect(apr_socket_t *sock, apr_sockaddr_t *sa,
+                              apr_interval_time_t timeout);
+
 #endif /* DKV_PLATFORM_H */

@@ -1,7 +1,7 @@
 /*
  * net.c (unix) -- what a server needs beyond APR's sockets: a descriptor
- * limit large enough for its connections, and listener options.  The
- * win32 twin is platform/win32/net.c.
+ * limit large enough for its connections, listener options, and a
+ * connect bounded by a timeout.  The win32 twin is platform/win32/net.c.
  */
 #include "platform/platform.h"
 
@@ -51,4 +51,18 @@ dkv_status_t
 dkv_plat_listener_prepare(apr_socket_t *sock)
 {
     return apr_socket_opt_set(sock, APR_SO_REUSEADDR, 1);
+}
+
+/* See platform.h.  APR's unix connect already waits at most the socket
+ * timeout (non-blocking connect, poll, SO_ERROR). */
+dkv_status_t
+dkv_plat_connect(apr_socket_t *sock, apr_sockaddr_t *sa,
+                 apr_interval_time_t timeout)
+{
+    apr_status_t rv = apr_socket_timeout_set(sock, timeout);
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    return apr_socket_connect(sock, sa);
 }

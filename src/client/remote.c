@@ -60,6 +60,7 @@
 #include "common/status.h"
 #include "client/client.h"
 #include "client/remote.h"
+#include "platform/platform.h"
 
 #define RM_DEFAULT_CONNECT_MS 5000
 #define RM_DEFAULT_REQUEST_MS 10000
@@ -794,8 +795,7 @@ connect_one(remote_t *rm, const rm_endpoint_t *ep, rm_conn_t **conn,
             continue;
         }
         apr_socket_opt_set(sock, APR_TCP_NODELAY, 1);
-        apr_socket_timeout_set(sock, rm->connect_timeout);
-        rv = apr_socket_connect(sock, sa);
+        rv = dkv_plat_connect(sock, sa, rm->connect_timeout);
         if (rv == APR_SUCCESS) {
             break;
         }

@@ -760,6 +760,44 @@ seed_list_skips_dead_endpoints(void)
     apr_pool_destroy(pool);
 }
 
+/* An endpoint that never answers the SYN must fail within the connect
+ * timeout on every platform (win32 APR's own connect ignores it).  A
+ * listener whose accept queue is full stands in for it: the kernel drops
+ * further SYNs (Windows may refuse them instead, which fails faster). */
+static void
+connect_timeout_bounds_silent_endpoint(void)
+{
+    apr_pool_t *pool = dkv_test_pool();
+    dkv_open_opts_t o = quick_opts();
+    dkv_client_t *c = NULL;
+    apr_sockaddr_t *sa;
+    apr_socket_t *l, *fill;
+    apr_port_t port;
+    apr_time_t t0;
+    dkv_status_t rv;
+    int i;
+
+    l = listen_any(&port, pool);
+    DKV_ASSERT_OK(apr_socket_listen(l, 0));
+    DKV_ASSERT_OK(apr_sockaddr_info_get(&sa, "127.0.0.1", APR_INET, port,
+                                        0, pool));
+    for (i = 0; i < 8; i++) {
+        DKV_ASSERT_OK(apr_socket_create(&fill, APR_INET, SOCK_STREAM,
+                                        APR_PROTO_TCP, pool));
+        apr_socket_timeout_set(fill, 0);
+        (void)apr_socket_connect(fill, sa);
+    }
+    apr_sleep(apr_time_from_msec(200));
+    o.connect_timeout_ms = 300;
+    t0 = apr_time_now();
+    rv = dkv_open(&c, apr_psprintf(pool, "dkv://127.0.0.1:%u/%s",
+                                   (unsigned)port, FS_STORE), &o, pool);
+    DKV_EXPECT_TRUE(rv == DKV_EUNAVAILABLE || rv == DKV_ETIMEOUT);
+    DKV_EXPECT_TRUE(c == NULL);
+    DKV_EXPECT_TRUE(apr_time_now() - t0 < apr_time_from_sec(3));
+    apr_pool_destroy(pool);
+}
+
 static void
 handshake_refusals(void)
 {
@@ -1435,6 +1473,7 @@ test_remote_register(void)
     DKV_TEST_ADD(s, open_rejects_bad_address);
     DKV_TEST_ADD(s, refused_is_unavailable);
     DKV_TEST_ADD(s, seed_list_skips_dead_endpoints);
+    DKV_TEST_ADD(s, connect_timeout_bounds_silent_endpoint);
     DKV_TEST_ADD(s, handshake_refusals);
     DKV_TEST_ADD(s, timeouts);
     DKV_TEST_ADD(s, requests_and_limits);
