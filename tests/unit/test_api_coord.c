@@ -585,8 +585,11 @@ cc_worker(apr_thread_t *t, void *data)
     dkv_lock_t lk;
     int i;
 
+    apr_time_t until = apr_time_now() + apr_time_from_sec(10);
+
     (void)t;
-    while (!apr_atomic_read32(a->go)) {
+    /* Start together; bounded, should the test fail before the start. */
+    while (!apr_atomic_read32(a->go) && apr_time_now() < until) {
         apr_thread_yield();
     }
     memset(&lk, 0, sizeof lk);
@@ -607,12 +610,13 @@ test_concurrent_clients(void)
     apr_pool_t *p = dkv_test_pool();
     dkv_client_t *c = open_fake();
     apr_thread_t *th[CC_THREADS];
-    cc_arg_t args[CC_THREADS];
-    volatile apr_uint32_t go = 0;
+    static cc_arg_t args[CC_THREADS];  /* static too, for the same reason */
+    static volatile apr_uint32_t go;  /* static: outlives an early return */
     int i, acquired = 0, failures = 0;
     int64_t v = 0;
 
     DKV_ASSERT_NOT_NULL(c);
+    apr_atomic_set32(&go, 0);
     for (i = 0; i < CC_THREADS; i++) {
         memset(&args[i], 0, sizeof args[i]);
         args[i].c = c;

@@ -3,6 +3,7 @@
  * driven directly with encoded request frames and a send callback that
  * records what comes back: no sockets.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include <apr_strings.h>
@@ -45,6 +46,7 @@ on_send(void *baton, uint64_t conn, dkv_service_out_t kind,
 {
     harness_t *h = baton;
     size_t off = 0;
+    int spins;
 
     (void)watch_id;
     apr_thread_mutex_lock(h->lock);
@@ -53,10 +55,12 @@ on_send(void *baton, uint64_t conn, dkv_service_out_t kind,
         dkv_wbuf_free(frames);
         return 1;
     }
-    while (h->gate) {
+    /* Bounded (10 s): a test that fails before opening the gate must
+     * not leave the service's thread waiting here forever. */
+    for (spins = 0; h->gate && spins < 1000; spins++) {
         h->gated = 1;
         apr_thread_cond_broadcast(h->cond);
-        apr_thread_cond_wait(h->cond, h->lock);
+        apr_thread_cond_timedwait(h->cond, h->lock, apr_time_from_msec(10));
     }
     /* One record per frame. */
     while (off < frames->len) {
@@ -536,7 +540,13 @@ test_group_commit(void)
     h_response(h, 1, 1, DKV_MSG_PUT, &res, h->pool);
     for (i = 0; i < 200; i++) {
         h_response(h, 1, 100 + i, DKV_MSG_PUT, &res, h->pool);
-        ok &= res.status == DKV_OK && res.result.revision == i + 2;
+        if (ok && (res.status != DKV_OK || res.result.revision != i + 2)) {
+            fprintf(stderr, "\n  write %u: status %d, revision %llu "
+                    "(expected %llu)\n", (unsigned)i, (int)res.status,
+                    (unsigned long long)res.result.revision,
+                    (unsigned long long)(i + 2));
+            ok = 0;
+        }
     }
     DKV_EXPECT_TRUE(ok);
     dkv_service_stats(&st, h->svc);
@@ -622,8 +632,15 @@ test_watch_exact(void)
     }
     last = rev;
     for (; i < n; i++) {
-        ok &= !evs[i].snapshot && evs[i].revision > last
-              && ev_int(&evs[i]) == expect;
+        if (ok && (evs[i].snapshot || evs[i].revision <= last
+                   || ev_int(&evs[i]) != expect)) {
+            fprintf(stderr, "\n  event %u: snapshot %d, revision %llu "
+                    "(last %llu), value %d (expected %d)\n", (unsigned)i,
+                    (int)evs[i].snapshot,
+                    (unsigned long long)evs[i].revision,
+                    (unsigned long long)last, ev_int(&evs[i]), expect);
+            ok = 0;
+        }
         last = evs[i].revision;
         expect++;
     }
