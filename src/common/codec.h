@@ -1,6 +1,7 @@
 /*
  * codec.h -- fixed-width integer encodings shared by the engine's on-disk
- * format and (later) the wire protocol.
+ * format and (later) the wire protocol, and the bytewise order they (and
+ * LMDB's keys) sort in.
  *
  * Big-endian encodings sort bytewise in numeric order, which is what LMDB
  * keys need; the signed forms flip the sign bit so that negative numbers
@@ -9,7 +10,9 @@
 #ifndef DKV_COMMON_CODEC_H
 #define DKV_COMMON_CODEC_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Written byte by byte with shifts, which compilers recognize: each
  * function becomes one (unaligned) load or store and a byte swap. */
@@ -62,6 +65,19 @@ static inline int64_t
 dkv_get_be64s(const unsigned char *p)
 {
     return (int64_t)(dkv_get_be64(p) ^ UINT64_C(0x8000000000000000));
+}
+
+/* memcmp order of byte strings of different lengths (LMDB's default key
+ * order): <0, 0 or >0 as A sorts before, equal to or after B. */
+static inline int
+dkv_bytes_cmp(const void *a, size_t alen, const void *b, size_t blen)
+{
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+
+    if (c != 0) {
+        return c;
+    }
+    return alen < blen ? -1 : alen > blen ? 1 : 0;
 }
 
 #endif /* DKV_COMMON_CODEC_H */

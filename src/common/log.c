@@ -139,13 +139,6 @@ dkv_log_set_stderr(int on)
 }
 
 /* See log.h. */
-int
-dkv_log_enabled(dkv_log_level_t level)
-{
-    return level >= logger.level;
-}
-
-/* See log.h. */
 void
 dkv_log_v(dkv_log_level_t level, const char *fmt, va_list ap)
 {

@@ -1,6 +1,6 @@
 /*
  * log.h -- the daemons' logger (dkv-node now, dkv-manager later): one line
- * per event, "2025-01-31T12:00:00.123Z LEVEL program[pid]: message", to a
+ * per event, "2025-01-31T12:00:00.123Z LEVEL program: message", to a
  * log file and/or stderr.
  *
  * There is one logger per process, set up once by dkv_log_open() before
@@ -52,9 +52,6 @@ void dkv_log_v(dkv_log_level_t level, const char *fmt, va_list ap)
  * program that prints a message of its own on stderr (a start-up failure)
  * and logs it to the file only. */
 void dkv_log_set_stderr(int on);
-
-/* Whether a line at LEVEL would be written (to skip costly formatting). */
-int dkv_log_enabled(dkv_log_level_t level);
 
 /* Parses "debug", "info", "warn"/"warning" or "error" (any case) into
  * *LEVEL.  Returns DKV_OK or DKV_EINVAL. */

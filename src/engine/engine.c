@@ -76,18 +76,6 @@ dkv_eng_check_range(const dkv_range_t *range)
     return DKV_OK;
 }
 
-/* memcmp order of byte strings of different lengths. */
-static int
-bytes_cmp(const void *a, size_t alen, const void *b, size_t blen)
-{
-    int c = memcmp(a, b, alen < blen ? alen : blen);
-
-    if (c != 0) {
-        return c;
-    }
-    return alen < blen ? -1 : alen > blen ? 1 : 0;
-}
-
 int
 dkv_eng_in_range(const dkv_range_t *range, const void *key, size_t key_len)
 {
@@ -99,11 +87,11 @@ dkv_eng_in_range(const dkv_range_t *range, const void *key, size_t key_len)
                && memcmp(key, range->prefix, range->prefix_len) == 0;
     }
     if (range->start_len
-        && bytes_cmp(key, key_len, range->start, range->start_len) < 0) {
+        && dkv_bytes_cmp(key, key_len, range->start, range->start_len) < 0) {
         return 0;
     }
     return range->end_len == 0
-           || bytes_cmp(key, key_len, range->end, range->end_len) < 0;
+           || dkv_bytes_cmp(key, key_len, range->end, range->end_len) < 0;
 }
 
 int
@@ -114,12 +102,12 @@ dkv_eng_past_range(const dkv_range_t *range, const void *key,
         return 0;
     }
     if (range->prefix_len) {
-        return bytes_cmp(key, key_len < range->prefix_len
-                              ? key_len : range->prefix_len,
-                         range->prefix, range->prefix_len) > 0;
+        return dkv_bytes_cmp(key, key_len < range->prefix_len
+                                  ? key_len : range->prefix_len,
+                             range->prefix, range->prefix_len) > 0;
     }
     return range->end_len
-           && bytes_cmp(key, key_len, range->end, range->end_len) >= 0;
+           && dkv_bytes_cmp(key, key_len, range->end, range->end_len) >= 0;
 }
 
 static void

@@ -24,18 +24,6 @@
 #define SCAN_DEFAULT 1000
 #define SCAN_MAX 10000
 
-/* memcmp order of byte strings of different lengths. */
-static int
-bytes_cmp(const void *a, size_t alen, const void *b, size_t blen)
-{
-    int c = memcmp(a, b, alen < blen ? alen : blen);
-
-    if (c != 0) {
-        return c;
-    }
-    return alen < blen ? -1 : alen > blen ? 1 : 0;
-}
-
 /* ---------------------------------------------------- record keys */
 
 /* Records are kept in LMDB's main database under DKV_KV_TAG + user key
@@ -86,6 +74,20 @@ kv_cursor_get(MDB_cursor *c, MDB_val *k, MDB_val *v, MDB_cursor_op op)
     k->mv_data = (void *)(p + 1);
     k->mv_size--;
     return 0;
+}
+
+/* The first kv_cursor_get of a walk over RANGE (NULL: everything): sets
+ * *K to its prefix or start and returns MDB_SET_RANGE, or returns
+ * MDB_FIRST when the range starts at the first record. */
+static MDB_cursor_op
+range_seek(MDB_val *k, const dkv_range_t *range)
+{
+    if (range == NULL || (!range->prefix_len && !range->start_len)) {
+        return MDB_FIRST;
+    }
+    k->mv_data = (void *)(range->prefix_len ? range->prefix : range->start);
+    k->mv_size = range->prefix_len ? range->prefix_len : range->start_len;
+    return MDB_SET_RANGE;
 }
 
 /* ==================================================== record helpers */
@@ -796,20 +798,14 @@ collect_keys(apr_array_header_t **keys, dkv_engine_t *e, MDB_txn *txn,
 {
     MDB_cursor *c;
     MDB_val k, v;
-    MDB_cursor_op op = MDB_FIRST;
+    MDB_cursor_op op;
     int rc;
 
     *keys = apr_array_make(pool, 64, sizeof(dkv_key_t));
     if ((rc = mdb_cursor_open(txn, e->kv, &c)) != 0) {
         return dkv_eng_mdb_fail(NULL, rc, "clear");
     }
-    if (range && (range->prefix_len || range->start_len)) {
-        k.mv_data = (void *)(range->prefix_len ? range->prefix
-                                               : range->start);
-        k.mv_size = range->prefix_len ? range->prefix_len
-                                      : range->start_len;
-        op = MDB_SET_RANGE;
-    }
+    op = range_seek(&k, range);
     while ((rc = kv_cursor_get(c, &k, &v, op)) == 0) {
         dkv_key_t *dk;
 
@@ -1091,7 +1087,7 @@ dkv_engine_scan(dkv_page_t **page, dkv_eng_read_t *r,
     size_t limit, cap;
     MDB_cursor *c;
     MDB_val k, v;
-    MDB_cursor_op op = MDB_FIRST;
+    MDB_cursor_op op;
     dkv_status_t s;
     int rc;
 
@@ -1113,16 +1109,11 @@ dkv_engine_scan(dkv_page_t **page, dkv_eng_read_t *r,
     if ((rc = mdb_cursor_open(r->txn, e->kv, &c)) != 0) {
         return dkv_eng_mdb_fail(NULL, rc, "scan");
     }
-    if (range && (range->prefix_len || range->start_len)) {
-        k.mv_data = (void *)(range->prefix_len ? range->prefix
-                                               : range->start);
-        k.mv_size = range->prefix_len ? range->prefix_len
-                                      : range->start_len;
-        op = MDB_SET_RANGE;
-    }
+    op = range_seek(&k, range);
     if (opts->after_len
-        && (op == MDB_FIRST || bytes_cmp(opts->after, opts->after_len,
-                                         k.mv_data, k.mv_size) >= 0)) {
+        && (op == MDB_FIRST
+            || dkv_bytes_cmp(opts->after, opts->after_len, k.mv_data,
+                             k.mv_size) >= 0)) {
         k.mv_data = (void *)opts->after;
         k.mv_size = opts->after_len;
         op = MDB_SET_RANGE;
@@ -1289,7 +1280,7 @@ dkv_engine_count(uint64_t *count, dkv_eng_read_t *r,
     dkv_engine_t *e = r->engine;
     MDB_cursor *c;
     MDB_val k, v;
-    MDB_cursor_op op = MDB_FIRST;
+    MDB_cursor_op op;
     uint64_t n = 0;
     dkv_status_t s;
     int rc;
@@ -1300,9 +1291,7 @@ dkv_engine_count(uint64_t *count, dkv_eng_read_t *r,
     if (range == NULL
         || (!range->prefix_len && !range->start_len && !range->end_len)) {
         MDB_stat st;
-        uint64_t named, dead;
-
-        uint64_t records;
+        uint64_t named, dead, records;
 
         if ((rc = mdb_stat(r->txn, e->kv, &st)) != 0) {
             return dkv_eng_mdb_fail(NULL, rc, "count");
@@ -1318,13 +1307,7 @@ dkv_engine_count(uint64_t *count, dkv_eng_read_t *r,
     if ((rc = mdb_cursor_open(r->txn, e->kv, &c)) != 0) {
         return dkv_eng_mdb_fail(NULL, rc, "count");
     }
-    if (range->prefix_len || range->start_len) {
-        k.mv_data = (void *)(range->prefix_len ? range->prefix
-                                               : range->start);
-        k.mv_size = range->prefix_len ? range->prefix_len
-                                      : range->start_len;
-        op = MDB_SET_RANGE;
-    }
+    op = range_seek(&k, range);
     while ((rc = kv_cursor_get(c, &k, &v, op)) == 0) {
         dkv_rec_t rec;
 

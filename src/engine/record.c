@@ -309,8 +309,9 @@ dkv_rec_decode(dkv_rec_t *rec, const void *data, size_t len)
 
 /* ============================================================ encoding */
 
-size_t
-dkv_rec_labels_size(const dkv_label_t *labels, size_t n)
+/* Size in bytes of the label area encoding LABELS[0..N-1]. */
+static size_t
+labels_size(const dkv_label_t *labels, size_t n)
 {
     size_t size = 0, i;
 
@@ -347,7 +348,7 @@ dkv_rec_size(const dkv_rec_t *rec, const dkv_label_t *labels,
         size += 1 + rec->ctype_len;
     }
     if (nl) {
-        size += 1 + (labels ? dkv_rec_labels_size(labels, nlabels)
+        size += 1 + (labels ? labels_size(labels, nlabels)
                             : rec->labels_len);
     }
     return size;

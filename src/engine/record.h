@@ -55,9 +55,6 @@ typedef struct dkv_rec {
  * not a well-formed record. */
 dkv_status_t dkv_rec_decode(dkv_rec_t *rec, const void *data, size_t len);
 
-/* Size in bytes of the label area encoding LABELS[0..N-1]. */
-size_t dkv_rec_labels_size(const dkv_label_t *labels, size_t n);
-
 /* The encoded size of REC; when LABELS is not NULL, the record's label
  * area is taken from LABELS[0..NLABELS-1] instead of REC's raw area. */
 size_t dkv_rec_size(const dkv_rec_t *rec, const dkv_label_t *labels,

@@ -187,18 +187,6 @@ srch_encode_number(unsigned char *p, double d)
     dkv_put_be64(p, bits);
 }
 
-/* Byte order (as LMDB's): memcmp, then the shorter first. */
-static int
-srch_bytes_cmp(const void *a, size_t alen, const void *b, size_t blen)
-{
-    int c = memcmp(a, b, alen < blen ? alen : blen);
-
-    if (c != 0) {
-        return c;
-    }
-    return alen < blen ? -1 : (alen > blen ? 1 : 0);
-}
-
 /* ================================================== index maintenance */
 
 /* One index entry of a key: a key in one of the two databases. */
@@ -301,7 +289,7 @@ srch_entry_cmp(const void *a, const void *b)
     if (x->db != y->db) {
         return x->db - y->db;
     }
-    return srch_bytes_cmp(x->k, x->len, y->k, y->len);
+    return dkv_bytes_cmp(x->k, x->len, y->k, y->len);
 }
 
 /* Sorts ENTRIES and removes duplicates (a label given twice). */
@@ -785,7 +773,7 @@ srch_collect(apr_array_header_t *cands, MDB_txn *txn, MDB_dbi dbi,
                                (unsigned long)tlen);
             break;
         }
-        if (stop != NULL && srch_bytes_cmp(tail, tlen, stop, stop_len) > 0) {
+        if (stop != NULL && dkv_bytes_cmp(tail, tlen, stop, stop_len) > 0) {
             break;
         }
         if (v.mv_size == 0 || v.mv_size > DKV_MAX_KEY) {
@@ -938,7 +926,7 @@ srch_cand_cmp(const void *a, const void *b)
 {
     const srch_cand_t *x = a, *y = b;
 
-    return srch_bytes_cmp(x->key, x->len, y->key, y->len);
+    return dkv_bytes_cmp(x->key, x->len, y->key, y->len);
 }
 
 /* ========================================================= evaluation */
@@ -988,9 +976,9 @@ srch_leaf(const srch_node_t *n, srch_lab_t *l, apr_pool_t *pool)
                    && (n->high == NULL || l->num <= n->hi);
         }
         return (n->low == NULL
-                || srch_bytes_cmp(l->value, l->len, n->low, n->low_len) >= 0)
+                || dkv_bytes_cmp(l->value, l->len, n->low, n->low_len) >= 0)
                && (n->high == NULL
-                   || srch_bytes_cmp(l->value, l->len, n->high,
+                   || dkv_bytes_cmp(l->value, l->len, n->high,
                                      n->high_len) <= 0);
     default:
         return 0;
@@ -1068,13 +1056,13 @@ srch_match_cmp(const void *a, const void *b)
             c = p->num < q->num ? -1 : (p->num > q->num ? 1 : 0);
         }
         else if (p->kind == SRCH_SV_STRING) {
-            c = srch_bytes_cmp(p->str, p->len, q->str, q->len);
+            c = dkv_bytes_cmp(p->str, p->len, q->str, q->len);
         }
         if (c != 0) {
             return x->order[i].descending ? -c : c;
         }
     }
-    return srch_bytes_cmp(x->key, x->key_len, y->key, y->key_len);
+    return dkv_bytes_cmp(x->key, x->key_len, y->key, y->key_len);
 }
 
 /* Fills M's sort values from IT's indexed labels (the first label of
