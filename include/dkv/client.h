@@ -22,6 +22,13 @@
  *  - A handle (dkv_client_t) is thread-safe: share one per store.
  *  - Bad input never aborts the process: it returns DKV_EINVAL (or
  *    DKV_ETOOLARGE) and dkv_last_error() says what was wrong.
+ *  - The statuses listed for each function are the store's answers.  On a
+ *    remote store ("dkv://") any call that goes to the node may also
+ *    return DKV_EUNAVAILABLE, DKV_ETRANSPORT or DKV_ETIMEOUT (the last two:
+ *    the outcome of a write is unknown), DKV_EUNAUTHORIZED when a
+ *    reconnection's token is refused, DKV_ETOOLARGE for a request larger
+ *    than the node accepts, and DKV_ECLOSED when the handle closes while
+ *    the call is in flight.
  */
 #ifndef DKV_CLIENT_H
 #define DKV_CLIENT_H
@@ -117,9 +124,13 @@ DKV_API dkv_status_t dkv_open(dkv_client_t **client, const char *address,
                               apr_pool_t *pool) DKV_WARN_UNUSED;
 
 /* Closes CLIENT: stops its timer and watches (no callback runs after
- * dkv_close returns), syncs and closes the files, frees the handle.
- * Transactions still open must not be used afterwards.  NULL does
- * nothing.  Not to be called concurrently with other calls on CLIENT. */
+ * dkv_close returns), syncs and closes the files (remote: fails the calls
+ * in flight with DKV_ECLOSED and closes the connection), frees the handle.
+ * For "inproc:" it also removes the temporary directory; should that fail,
+ * the handle is freed all the same and dkv_last_error() says what could
+ * not be removed (it is "" after a clean close).  Transactions still open
+ * must not be used afterwards.  NULL does nothing.  Not to be called
+ * concurrently with other calls on CLIENT. */
 DKV_API void dkv_close(dkv_client_t *client);
 
 /* The store's current revision: the number of changes ever made to it.

@@ -21,10 +21,14 @@ typedef struct dkv_watch dkv_watch_t;
 typedef enum dkv_event_type {
     DKV_EVENT_PUT = 1,
     DKV_EVENT_DELETE = 2,
-    /* The watch ended on its own; STATUS says why.  No event follows.
-     * DKV_ETRANSPORT (remote stores): the connection was lost during the
-     * initial snapshot, which cannot be resumed; start the watch again.
-     * Losses after the snapshot are resumed without a gap. */
+    /* The watch ended on its own; STATUS says why.  No event follows;
+     * dkv_watch_stop must still be called.  APR_ENOMEM: events could not
+     * be queued.  Remote stores resume a watch without a gap after a lost
+     * connection, except: DKV_ETRANSPORT, the connection was lost during
+     * the initial snapshot, which cannot be resumed (start the watch
+     * again); DKV_ECOMPACTED, the history no longer holds the changes
+     * missed meanwhile (read the current state, then watch); or another
+     * status with which the node refused or ended the watch. */
     DKV_EVENT_ERROR = 3
 } dkv_event_type_t;
 

@@ -480,7 +480,6 @@ dkv_open(dkv_client_t **client, const char *address,
     c = apr_pcalloc(cp, sizeof(*c));
     c->pool = cp;
     c->own_apr = own_apr;
-    c->address = apr_pstrdup(cp, address);
 
     if (remote) {
         /* No directory and no registry: the node owns the store. */

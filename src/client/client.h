@@ -5,8 +5,8 @@
  * The public functions (client.c) check what is checkable without the
  * store, clear the thread's last error and call the backend through
  * dkv_backend_ops_t.  A backend is a set of those functions plus its
- * state: inproc.c embeds the engine; the next milestone adds a remote one
- * ("dkv://host:port/Store") without touching client.c's callers.
+ * state: inproc.c embeds the engine ("inproc:"), remote.c speaks the
+ * client protocol to dkv-node ("dkv://host:port/Store").
  * Transactions (txn.c) are generic: they read through ops->get and commit
  * through ops->txn_commit.
  */
@@ -130,10 +130,10 @@ struct dkv_client {
     const dkv_backend_ops_t *ops;
     void *state;               /* the backend's */
     apr_pool_t *pool;          /* the handle's own pool (destroyed at close) */
-    char *address;             /* as given to dkv_open, in POOL */
     char *dir;                 /* the store's directory (absolute,
                                 * canonical), in POOL; for "inproc:" the
-                                * temporary directory dkv_close removes */
+                                * temporary directory dkv_close removes;
+                                * NULL for a remote store */
     int own_apr;               /* 1: dkv_open called apr_initialize() */
     volatile int closed;       /* 1 once closing has begun */
 };
