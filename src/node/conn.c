@@ -441,8 +441,9 @@ watch_remove(dkv_conn_t *c, uint64_t id)
     }
 }
 
-/* Hands request frame F (RAW, SIZE bytes) of an open connection to the
- * service. */
+/* Hands request frame F (RAW, SIZE bytes, inside C's input buffer) of
+ * open connection C to the service: a dkv_malloc copy, since the input
+ * buffer is reused.  Counts it in flight; closes C when out of memory. */
 static void
 on_request(dkv_conn_t *c, const dkv_frame_t *f, const unsigned char *raw,
            size_t size)
@@ -450,22 +451,7 @@ on_request(dkv_conn_t *c, const dkv_frame_t *f, const unsigned char *raw,
     dkv_node_t *node = c->node;
     unsigned char *copy;
 
-    if (f->op == DKV_MSG_HELLO) {
-        dkv_outq_t *item = outq_new();
-        dkv_response_t res;
-
-        if (item == NULL) {
-            return;
-        }
-        memset(&res, 0, sizeof(res));
-        res.op = DKV_MSG_HELLO;
-        res.id = f->id;
-        res.status = DKV_EINVAL;
-        res.message = "HELLO was already done on this connection";
-        (void)dkv_proto_response_encode(&item->buf, &res);
-        send_item(c, item);
-        return;
-    }
+    /* The service answers every frame, a second HELLO too (EINVAL). */
     if (f->op == DKV_MSG_WATCH_CANCEL && f->body_len == 8) {
         /* Ended or unknown either way: only the idle timer cares. */
         watch_remove(c, dkv_get_be64(f->body));
@@ -546,8 +532,7 @@ process_input(dkv_conn_t *c)
             protocol_error(c, f.id, DKV_EINVAL, why);
             return;
         }
-        if (c->state == DKV_CONN_OPEN && f.op != DKV_MSG_HELLO
-            && !may_submit(c)) {
+        if (c->state == DKV_CONN_OPEN && !may_submit(c)) {
             c->held = 1;
             break;
         }

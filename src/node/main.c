@@ -179,7 +179,9 @@ load_token(unsigned char **digest, const char *path, apr_pool_t *pool)
 {
     apr_file_t *file;
     apr_status_t rv;
-    apr_size_t len = TOKEN_MAX + 1;
+    /* Room for the token and its line ending ("\r\n"), plus one byte
+     * to notice a longer file. */
+    apr_size_t cap = TOKEN_MAX + 3, len = cap;
     unsigned char *buf;
     char err[120];
 
@@ -189,7 +191,7 @@ load_token(unsigned char **digest, const char *path, apr_pool_t *pool)
         return dkv_error_set(rv, "cannot read token file %s: %s", path,
                              apr_strerror(rv, err, sizeof(err)));
     }
-    buf = sodium_malloc(TOKEN_MAX + 1);
+    buf = sodium_malloc(cap);
     if (buf == NULL) {
         apr_file_close(file);
         return dkv_error_set(APR_ENOMEM, "out of secure memory");
@@ -201,13 +203,13 @@ load_token(unsigned char **digest, const char *path, apr_pool_t *pool)
         return dkv_error_set(rv, "cannot read token file %s: %s", path,
                              apr_strerror(rv, err, sizeof(err)));
     }
-    if (len > TOKEN_MAX) {
-        sodium_free(buf);
-        return dkv_error_set(DKV_EINVAL, "token file %s is larger than %u "
-                             "bytes", path, TOKEN_MAX);
-    }
     while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) {
         len--;
+    }
+    if (len > TOKEN_MAX) {
+        sodium_free(buf);
+        return dkv_error_set(DKV_EINVAL, "the token in %s is longer than %u "
+                             "bytes", path, TOKEN_MAX);
     }
     if (len == 0) {
         sodium_free(buf);
@@ -219,7 +221,7 @@ load_token(unsigned char **digest, const char *path, apr_pool_t *pool)
         return dkv_error_set(APR_ENOMEM, "out of secure memory");
     }
     crypto_generichash(*digest, DKV_NODE_TOKEN_HASH, buf, len, NULL, 0);
-    sodium_memzero(buf, TOKEN_MAX + 1);
+    sodium_memzero(buf, cap);
     sodium_free(buf);
     sodium_mprotect_readonly(*digest);
     return DKV_OK;
