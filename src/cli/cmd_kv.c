@@ -10,8 +10,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <apr_strings.h>
-
 /* Remaining TTL in whole seconds (rounded up), or null without one. */
 static json_t *
 ttl_sec(const dkv_item_t *it)
@@ -20,6 +18,17 @@ ttl_sec(const dkv_item_t *it)
         return json_null();
     }
     return json_integer((json_int_t)((it->ttl_ms + 999) / 1000));
+}
+
+/* Sets "Revision" and "Version" on O: the given numbers when KNOWN, else
+ * null (a missing key, a failed write). */
+static void
+set_rev_ver(json_t *o, int known, uint64_t revision, uint64_t version)
+{
+    json_object_set_new(o, "Revision", known
+                        ? json_integer((json_int_t)revision) : json_null());
+    json_object_set_new(o, "Version", known
+                        ? json_integer((json_int_t)version) : json_null());
 }
 
 /* The row of Get-DkvItem(s). */
@@ -35,12 +44,8 @@ item_row(const char *store, const char *key, const dkv_item_t *it,
     json_object_set_new(o, "Value", exists
                         ? cli_json_bytes(it->value, it->value_len)
                         : json_null());
-    json_object_set_new(o, "Revision", exists
-                        ? json_integer((json_int_t)it->mod_revision)
-                        : json_null());
-    json_object_set_new(o, "Version", exists
-                        ? json_integer((json_int_t)it->version)
-                        : json_null());
+    set_rev_ver(o, exists, exists ? it->mod_revision : 0,
+                exists ? it->version : 0);
     json_object_set_new(o, "TtlSec", exists ? ttl_sec(it) : json_null());
     cli_set_outcome(o, rv == DKV_ENOTFOUND ? DKV_OK : rv);
     return o;
@@ -116,11 +121,12 @@ cli_cmd_get_items(cli_ctx_t *ctx)
     return failed ? CLI_EXIT_FAILED : CLI_EXIT_OK;
 }
 
+/* -WhatIf: says what the command would do to KEY, and nothing else. */
 static void
-whatif(const cli_ctx_t *ctx, const char *target)
+whatif(const cli_ctx_t *ctx, const char *key)
 {
-    printf("What if: Performing the operation \"%s\" on target \"%s\".\n",
-           ctx->cmd->name, target);
+    printf("What if: Performing the operation \"%s\" on target "
+           "\"Key: %s\".\n", ctx->cmd->name, key);
 }
 
 int
@@ -143,7 +149,7 @@ cli_cmd_set_item(cli_ctx_t *ctx)
         return CLI_EXIT_USAGE;
     }
     if (ctx->whatif) {
-        whatif(ctx, apr_pstrcat(ctx->pool, "Key: ", key, NULL));
+        whatif(ctx, key);
         return CLI_EXIT_OK;
     }
     if ((rc = cli_connect_ctx(ctx, &s, &c)) != CLI_EXIT_OK) {
@@ -188,8 +194,7 @@ cli_cmd_set_items(cli_ctx_t *ctx)
 
     if (ctx->whatif) {
         for (i = 0; i < items->nelts; i++) {
-            whatif(ctx, apr_pstrcat(ctx->pool, "Key: ",
-                   DKV_ARRAY_IDX(items, i, cli_pair_t).key, NULL));
+            whatif(ctx, DKV_ARRAY_IDX(items, i, cli_pair_t).key);
         }
         return CLI_EXIT_OK;
     }
@@ -254,7 +259,7 @@ cli_cmd_remove_item(cli_ctx_t *ctx)
     int rc;
 
     if (ctx->whatif) {
-        whatif(ctx, apr_pstrcat(ctx->pool, "Key: ", key, NULL));
+        whatif(ctx, key);
         return CLI_EXIT_OK;
     }
     if ((rc = cli_connect_ctx(ctx, &s, &c)) != CLI_EXIT_OK) {
@@ -284,8 +289,7 @@ cli_cmd_remove_items(cli_ctx_t *ctx)
 
     if (ctx->whatif) {
         for (i = 0; i < keys->nelts; i++) {
-            whatif(ctx, apr_pstrcat(ctx->pool, "Key: ",
-                   DKV_ARRAY_IDX(keys, i, const char *), NULL));
+            whatif(ctx, DKV_ARRAY_IDX(keys, i, const char *));
         }
         return CLI_EXIT_OK;
     }
@@ -343,12 +347,7 @@ cli_cmd_refresh_item(cli_ctx_t *ctx)
     } else {
         json_object_set_new(o, "TimeToLive", json_null());
     }
-    json_object_set_new(o, "Revision", rv == DKV_OK
-                        ? json_integer((json_int_t)res.revision)
-                        : json_null());
-    json_object_set_new(o, "Version", rv == DKV_OK
-                        ? json_integer((json_int_t)res.version)
-                        : json_null());
+    set_rev_ver(o, rv == DKV_OK, res.revision, res.version);
     cli_set_outcome(o, rv);
     if (rv == DKV_ENOTFOUND) {
         json_object_set_new(o, "Error", json_string("the key does not "
@@ -358,10 +357,14 @@ cli_cmd_refresh_item(cli_ctx_t *ctx)
             "(set one with Set-DkvItemExpiration)"));
     }
     if (rv != DKV_OK) {
-        cli_error(ctx, "%s: %s", key, json_string_value(
-            json_object_get(o, "Error")));
+        /* As finish(), with the more helpful Error set above; O owns MSG,
+         * so print it last. */
+        const char *msg = json_string_value(json_object_get(o, "Error"));
+        cli_error(ctx, "%s: %s", key, msg);
+        cli_log(s->store, ctx->pool, "ERROR %s %s: %s", ctx->cmd->name, key,
+                msg);
         cli_print(ctx, o);
-        return CLI_EXIT_FAILED;
+        return cli_exit_for(rv);
     }
     return finish(ctx, s, o, rv, key);
 }
@@ -389,12 +392,7 @@ cli_cmd_set_expiration(cli_ctx_t *ctx)
                         ? json_string(cli_span_text(ttl, ctx->pool))
                         : json_null());
     json_object_set_new(o, "IsUpdate", json_boolean(rv == DKV_OK));
-    json_object_set_new(o, "Revision", rv == DKV_OK
-                        ? json_integer((json_int_t)res.revision)
-                        : json_null());
-    json_object_set_new(o, "Version", rv == DKV_OK
-                        ? json_integer((json_int_t)res.version)
-                        : json_null());
+    set_rev_ver(o, rv == DKV_OK, res.revision, res.version);
     cli_set_outcome(o, rv);
     if (rv == DKV_ENOTFOUND) {
         json_object_set_new(o, "Error", json_string("the key does not "
@@ -425,12 +423,8 @@ cli_cmd_get_metadata(cli_ctx_t *ctx)
     o = cli_result(s->store);
     json_object_set_new(o, "Key", json_string(key));
     json_object_set_new(o, "Exists", json_boolean(exists));
-    json_object_set_new(o, "Revision", exists
-                        ? json_integer((json_int_t)it->mod_revision)
-                        : json_null());
-    json_object_set_new(o, "Version", exists
-                        ? json_integer((json_int_t)it->version)
-                        : json_null());
+    set_rev_ver(o, exists, exists ? it->mod_revision : 0,
+                exists ? it->version : 0);
     json_object_set_new(o, "TimeToLive", exists ? ttl_sec(it)
                                                 : json_null());
     if (exists) {

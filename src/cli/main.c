@@ -311,7 +311,10 @@ help_command(const cli_cmd_t *c, apr_pool_t *pool)
     }
     printf("%s [-Json]\n\nPARAMETERS\n", c->whatif ? " [-WhatIf]" : "");
     for (p = c->params; p->name != NULL; p++) {
-        printf("    -%s %s\n        %s\n", p->name, kind_text(p), p->help);
+        const char *k = kind_text(p);
+
+        printf("    -%s%s%s\n        %s\n", p->name, k[0] != '\0' ? " " : "",
+               k, p->help);
         printf("        Required: %s.  Position: %s.", p->mandatory ? "yes"
                : "no", p->position >= 0 ? apr_itoa(pool, p->position)
                : "named");
