@@ -138,7 +138,6 @@ dkv_exec_get_many(dkv_item_t *items, dkv_eng_read_t *r,
         else {
             items[i].key = keys[i].key;
             items[i].key_len = keys[i].key_len;
-            items[i].revision = dkv_engine_read_revision(r);
             items[i].ttl_ms = -1;
         }
         items[i].status = rv;
