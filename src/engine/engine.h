@@ -226,4 +226,65 @@ int64_t dkv_engine_next_expiry(dkv_eng_read_t *read);
 /* The applied log index stored by the last commit that gave one. */
 uint64_t dkv_engine_applied_index(dkv_eng_read_t *read);
 
+/* ---------------------------------------------------------- replication
+ * (src/engine/repl.c; docs/internals/replication.md).  The Raft log, the
+ * hard state and other replica metadata live in the same LMDB
+ * environment as the store, in databases of their own, so one write
+ * context can append log entries, apply committed ones and store the
+ * applied index in one transaction (one sync). */
+
+/* Sets the time of WRITE's later operations (an applied log entry's
+ * time; the caller keeps it from going back). */
+void dkv_engine_write_set_now(dkv_eng_write_t *write, int64_t now);
+
+/* Stores log entry INDEX (its encoded bytes, opaque to the engine),
+ * replacing any entry with that index. */
+dkv_status_t dkv_engine_log_put(dkv_eng_write_t *write, uint64_t index,
+                                const void *data, size_t len);
+
+/* Deletes every log entry with index >= FROM. */
+dkv_status_t dkv_engine_log_truncate(dkv_eng_write_t *write, uint64_t from);
+
+/* Deletes every log entry with index <= UPTO. */
+dkv_status_t dkv_engine_log_compact(dkv_eng_write_t *write, uint64_t upto);
+
+/* Called per log entry by dkv_engine_log_scan; DATA is valid during the
+ * call only.  A non-OK return stops the scan and is returned. */
+typedef dkv_status_t (dkv_eng_log_fn)(void *baton, uint64_t index,
+                                      const void *data, size_t len);
+
+/* Calls FN for every log entry with index >= FROM, in index order. */
+dkv_status_t dkv_engine_log_scan(dkv_eng_read_t *read, uint64_t from,
+                                 dkv_eng_log_fn *fn, void *baton);
+
+/* Replica metadata: a small record NAME (e.g. "raft.hard") -> bytes. */
+dkv_status_t dkv_engine_meta_put(dkv_eng_write_t *write, const char *name,
+                                 const void *data, size_t len);
+/* *DATA points into READ's snapshot (valid until it ends); DKV_ENOTFOUND
+ * when there is no such record. */
+dkv_status_t dkv_engine_meta_get(const void **data, size_t *len,
+                                 dkv_eng_read_t *read, const char *name);
+
+/* Called per record by dkv_engine_dump; valid during the call only. */
+typedef dkv_status_t (dkv_eng_dump_fn)(void *baton, const void *rec,
+                                       size_t len);
+
+/* Streams READ's state -- everything but the log and the replica
+ * metadata: keys, history, expiry, leases, locks, search indexes and the
+ * store's counters (revision etc.) -- as a sequence of self-delimiting
+ * records, for a snapshot.  The applied index is not in it (the loader
+ * is given it). */
+dkv_status_t dkv_engine_dump(dkv_eng_read_t *read, dkv_eng_dump_fn *fn,
+                             void *baton);
+
+/* Replaces the whole state of the store in WRITE (which must have done
+ * nothing else yet) with the dump's records: _load_begin empties the
+ * state (not the log or the replica metadata), _load_record takes each
+ * record dkv_engine_dump gave, in order; commit with the snapshot's index
+ * as applied index.  A malformed record returns DKV_ECORRUPT and poisons
+ * WRITE. */
+dkv_status_t dkv_engine_load_begin(dkv_eng_write_t *write);
+dkv_status_t dkv_engine_load_record(dkv_eng_write_t *write,
+                                    const void *rec, size_t len);
+
 #endif /* DKV_ENGINE_H */

@@ -1,0 +1,4 @@
+/* link.h -- being written. */
+#ifndef DKV_CLUSTER_LINK_H
+#define DKV_CLUSTER_LINK_H
+#endif

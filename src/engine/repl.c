@@ -1,0 +1,2 @@
+/* repl.c -- being written. */
+typedef int dkv_stub_repl_t;

@@ -1,0 +1,2 @@
+/* replica.c -- being written. */
+typedef int dkv_stub_replica_t;

@@ -1,0 +1,2 @@
+/* raft.c -- being written. */
+typedef int dkv_stub_raft_t;

@@ -1,0 +1,7 @@
+/* fault.c -- being written. */
+int main(void);
+int
+main(void)
+{
+    return 0;
+}

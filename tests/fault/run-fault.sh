@@ -1,0 +1,3 @@
+#!/bin/sh
+# run-fault.sh -- being written.
+exit 77

@@ -1,0 +1,2 @@
+/* lincheck.c -- being written. */
+typedef int dkv_stub_lincheck_t;

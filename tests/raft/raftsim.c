@@ -1,0 +1,7 @@
+/* raftsim.c -- being written. */
+int main(void);
+int
+main(void)
+{
+    return 0;
+}
