@@ -63,6 +63,10 @@ struct dkv_engine {
     MDB_dbi lease_att;  /* be64 lease -> dup: tag + user key */
     MDB_dbi locks;      /* user key -> be64 lease, be64 token */
     dkv_eng_search_t *search;
+    MDB_dbi raftlog;    /* repl.c: be64 index -> log entry */
+    MDB_dbi replica;    /* repl.c: name -> replica metadata */
+    MDB_dbi srch_entity;    /* search.c's databases, for dump and load */
+    MDB_dbi srch_label;
     size_t max_value;
     uint64_t history_retain;
 
@@ -92,6 +96,8 @@ struct dkv_eng_write {
     MDB_cursor *hist_cur;    /* closed by LMDB when txn ends */
     dkv_status_t status;     /* nonzero: poisoned */
     int ended;
+    int loaded;              /* a load replaced the state (repl.c): the
+                              * commit stores the state */
     dkv_event_t *events;
     size_t nevents;
     size_t cap;
@@ -242,5 +248,12 @@ dkv_status_t dkv_eng_attach(dkv_eng_write_t *write, uint64_t id, int tag,
 dkv_status_t dkv_eng_expiry_entry(dkv_eng_write_t *write, int64_t at,
                                   int tag, const void *data, size_t len,
                                   int add);
+
+/* ------------------------------------------------------------ repl.c */
+
+/* Opens (creating) the replication databases and the handles of the
+ * search databases inside TXN, the write transaction of the engine's
+ * open, after dkv_eng_search_init.  Returns DKV_OK or a status. */
+dkv_status_t dkv_eng_repl_open(dkv_engine_t *engine, MDB_txn *txn);
 
 #endif /* DKV_ENGINE_INT_H */

@@ -265,7 +265,11 @@ open_dbs(dkv_engine_t *engine, MDB_txn *txn)
             return s;
         }
     }
-    return dkv_eng_search_init(&engine->search, txn, engine->pool);
+    if ((s = dkv_eng_search_init(&engine->search, txn, engine->pool))
+        != DKV_OK) {
+        return s;
+    }
+    return dkv_eng_repl_open(engine, txn);
 }
 
 dkv_status_t
@@ -454,7 +458,8 @@ dkv_engine_write_commit(dkv_eng_write_t *write, uint64_t applied_index)
         write->state.applied = applied_index;
     }
     changed = write->state.revision != write->base_revision
-              || applied_index || write->state.next_lease != write->base_lease;
+              || applied_index || write->state.next_lease != write->base_lease
+              || write->loaded;
     if (changed) {
         unsigned char buf[STATE_SIZE];
         MDB_val v = { sizeof(buf), buf };
