@@ -94,6 +94,15 @@ typedef struct dkv_open_opts {
      * (default 10000) before failing with DKV_ETIMEOUT. */
     unsigned connect_timeout_ms;
     unsigned request_timeout_ms;
+    /* Remote: 1 sends the reads (dkv_get, dkv_get_many, dkv_scan,
+     * dkv_count, dkv_counter_get, dkv_lease_info, dkv_search) as
+     * serializable: the node that answers serves them from its own copy
+     * of the store, without first confirming with the leader.  Faster,
+     * and they work while the store has no leader, but on a store of
+     * several nodes they may miss the latest writes (never the ones this
+     * node has answered).  Default 0: reads are linearizable.  Ignored
+     * for "inproc:". */
+    int serializable_reads;
 } dkv_open_opts_t;
 
 /* Opens the store at ADDRESS:
@@ -104,7 +113,10 @@ typedef struct dkv_open_opts {
  *   "dkv://HOST:PORT[,HOST:PORT...]/STORE"
  *                  the store STORE served by dkv-node on its client port;
  *                  the endpoints are a seed list, tried in order, and the
- *                  later ones are used when earlier ones fail.  HOST may
+ *                  later ones are used when earlier ones fail.  Once
+ *                  connected, the handle also learns the store's other
+ *                  nodes from the node and adds them after the seeds, so
+ *                  it can fail over to any of them.  HOST may
  *                  be a name, an IPv4 address or a bracketed IPv6 address.
  *                  The handle connects lazily and reconnects with backoff;
  *                  dkv_open itself makes the first connection, so an

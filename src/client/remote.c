@@ -12,16 +12,31 @@
  * reads frames and hands each response to its call, and each EVENT frame
  * to the dispatcher.  dkv_open makes the first connection; after a
  * connection breaks, the next request reconnects (lazily), trying the
- * seed list in order.  A failed round of connections backs off (50 ms,
+ * endpoint list.  A failed round of connections backs off (50 ms,
  * doubling to 2 s): until the next attempt is due, requests fail at once
  * with DKV_EUNAVAILABLE instead of piling up.
+ *
+ * Endpoints.  The list starts as the address's seed list.  Right after
+ * each handshake the client sends MEMBERS without waiting for it; when
+ * the answer comes (the reader takes it), the client endpoints of the
+ * store's other members are added after the seeds (no duplicates, at
+ * most RM_MAX_ENDPOINTS in all; never removed).  A node that does not
+ * know MEMBERS answers ENOTIMPL and the list stays as it is.  dkv_open's
+ * round tries the list in order; a reconnection's round starts after the
+ * endpoint of the last connection and ends with it, so a client moves on
+ * from a node that died instead of waiting on it first every time.
  *
  * Outcomes.  A request that gets no answer within request_timeout_ms
  * fails with DKV_ETIMEOUT; one whose connection breaks while it is in
  * flight fails with DKV_ETRANSPORT (both: the outcome is unknown).  Reads
  * (and WATCH) are retried once on a fresh connection after
  * DKV_ETRANSPORT; writes only when not one byte of them was sent.  The
- * node's statuses and messages pass through unchanged.
+ * node's statuses and messages pass through unchanged, except that an
+ * answer DKV_EUNAVAILABLE -- not applied: a store between leaders, a node
+ * stopping -- is retried after a pause (doubling from 20 ms to 500 ms)
+ * while the request's deadline allows; DKV_ETIMEOUT (outcome unknown) is
+ * never retried.  With serializable_reads, the
+ * reads carry the request header flag DKV_PROTO_FLAG_SERIALIZABLE.
  *
  * Watches.  One dispatcher thread per handle runs the callbacks, one at a
  * time, in the order the frames arrived (revision order per watch).  Each
@@ -34,10 +49,11 @@
  * another refusal) ends the watch with a DKV_EVENT_ERROR event.
  *
  * Locks.  One mutex (LOCK) guards the state: connection pointer, calls,
- * watches, the event queue.  Connecting is serialized by CONNECT_LOCK,
- * always taken before LOCK, never while holding it; socket writes by the
- * connection's WLOCK.  The state's pools use an allocator of their own
- * with a mutex, so threads may create subpools concurrently.
+ * watches, the event queue, the endpoint list.  Connecting is serialized
+ * by CONNECT_LOCK, always taken before LOCK, never while holding it;
+ * socket writes by the connection's WLOCK.  The state's pools use an
+ * allocator of their own with a mutex, so threads may create subpools
+ * concurrently.
  *
  * Close.  dkv_close fails the calls in flight with DKV_ECLOSED, stops the
  * dispatcher (no callback after it returns), waits for the callers still
@@ -113,6 +129,7 @@ struct rm_conn {
     int refs;                  /* senders using it; under rm->lock */
     char why[160];             /* why it died; under rm->lock */
     uint32_t in_limit;         /* largest frame accepted from the node */
+    uint64_t members_id;       /* id of its MEMBERS request (0: none) */
 };
 
 /* An EVENT frame waiting for the dispatcher. */
@@ -150,8 +167,11 @@ struct remote {
     dkv_client_t *client;
     apr_pool_t *pool;          /* own allocator, with a mutex */
     apr_pool_t *wpool;         /* waiters' conditions; under lock */
-    rm_endpoint_t *eps;
-    int neps;
+    rm_endpoint_t *eps;        /* RM_MAX_ENDPOINTS slots; under lock */
+    int neps;                  /* in use: the seeds, then discovered */
+    int ep_last;               /* index of the last connection's; -1 */
+    apr_pool_t *eppool;        /* discovered hosts; under lock */
+    int serializable;          /* serializable_reads */
     char *address;
     char *store;
     char *token;               /* dkv_malloc; wiped at close */
@@ -537,6 +557,105 @@ reap_conns(remote_t *rm, int all)
     }
 }
 
+/* 1 when HOST (from a MEMBERS answer) is a name or an IP address this
+ * client may connect to: the characters an address may hold, and not a
+ * wildcard address. */
+static int
+member_host_ok(const char *host)
+{
+    size_t i, n = strlen(host);
+    int v6 = strchr(host, ':') != NULL;
+
+    if (n == 0 || n > RM_MAX_HOST || strcmp(host, "0.0.0.0") == 0
+        || strcmp(host, "::") == 0) {
+        return 0;
+    }
+    for (i = 0; i < n; i++) {
+        char c = host[i];
+
+        if (v6 ? !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')
+                   || (c >= 'A' && c <= 'F') || c == ':' || c == '.'
+                   || c == '%')
+               : !host_char_ok(c)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* ASCII case-insensitive equality of two host names. */
+static int
+same_host(const char *a, const char *b)
+{
+    for (; *a != '\0' && *b != '\0'; a++, b++) {
+        char x = *a, y = *b;
+
+        if (x >= 'A' && x <= 'Z') {
+            x = (char)(x - 'A' + 'a');
+        }
+        if (y >= 'A' && y <= 'Z') {
+            y = (char)(y - 'A' + 'a');
+        }
+        if (x != y) {
+            return 0;
+        }
+    }
+    return *a == *b;
+}
+
+/* Adds HOST:PORT to the endpoint list unless it is there or the list is
+ * full; lock held. */
+static void
+endpoint_add(remote_t *rm, const char *host, apr_port_t port)
+{
+    int i;
+
+    for (i = 0; i < rm->neps; i++) {
+        if (rm->eps[i].port == port && same_host(rm->eps[i].host, host)) {
+            return;
+        }
+    }
+    if (rm->neps == RM_MAX_ENDPOINTS) {
+        return;
+    }
+    rm->eps[rm->neps].host = apr_pstrdup(rm->eppool, host);
+    rm->eps[rm->neps].port = port;
+    rm->neps++;
+}
+
+/* The answer F to CONN's MEMBERS: merges the other members'
+ * client endpoints into the list.  A refusal (ENOTIMPL from a node that
+ * does not know MEMBERS) or a malformed answer changes nothing. */
+static void
+members_answer(rm_conn_t *conn, const dkv_frame_t *f)
+{
+    remote_t *rm = conn->rm;
+    dkv_response_t res;
+    apr_pool_t *p;
+    size_t i;
+
+    if (apr_pool_create(&p, conn->pool) != APR_SUCCESS) {
+        return;
+    }
+    if (dkv_proto_response_decode(&res, f, p) == DKV_OK
+        && res.op == DKV_MSG_MEMBERS && res.status == DKV_OK) {
+        apr_thread_mutex_lock(rm->lock);
+        for (i = 0; i < res.nmembers; i++) {
+            const dkv_proto_member_t *m = &res.members[i];
+
+            /* The node itself: the endpoint in use already reaches it. */
+            if ((m->roles & DKV_PROTO_MEMBER_SELF) || m->port == 0
+                || !member_host_ok(m->host)) {
+                continue;
+            }
+            endpoint_add(rm, m->host, (apr_port_t)m->port);
+        }
+        apr_thread_mutex_unlock(rm->lock);
+    }
+    apr_pool_destroy(p);
+    dkv_error_clear();
+}
+
 /* Hands a complete frame (BUF, LEN bytes, dkv_malloc; taken) from CONN's
  * reader to its call or to the dispatcher.  Returns 0 when the frame
  * breaks the connection (PROTOCOL_ERROR, unexpected op). */
@@ -573,6 +692,12 @@ route_frame(rm_conn_t *conn, unsigned char *buf, size_t len,
         rm->qtail = q;
         apr_thread_cond_signal(rm->dcond);
         apr_thread_mutex_unlock(rm->lock);
+        return 1;
+    }
+    if (f->op == (DKV_MSG_MEMBERS | DKV_PROTO_RESPONSE)
+        && conn->members_id != 0 && f->id == conn->members_id) {
+        members_answer(conn, f);
+        dkv_free(buf);
         return 1;
     }
     if ((f->op & DKV_PROTO_RESPONSE) != 0) {
@@ -883,7 +1008,23 @@ connect_one(remote_t *rm, const rm_endpoint_t *ep, rm_conn_t **conn,
         apr_thread_mutex_lock(rm->lock);
         rm->max_frame = res.max_frame;
         rm->max_value = res.max_value;
+        c->members_id = ++rm->next_id;
         apr_thread_mutex_unlock(rm->lock);
+        /* MEMBERS, answered to the reader (members_answer). */
+        memset(&req, 0, sizeof(req));
+        req.op = DKV_MSG_MEMBERS;
+        req.id = c->members_id;
+        dkv_wbuf_init(&wb, 0);
+        rv = dkv_proto_request_encode(&wb, &req);
+        if (rv == DKV_OK) {
+            rv = send_all(sock, wb.data, wb.len, &sent);
+        }
+        dkv_wbuf_free(&wb);
+        if (rv != APR_SUCCESS) {
+            apr_snprintf(fail->msg, sizeof(fail->msg), "%s: sending"
+                         " MEMBERS: %s", peer, dkv_strerror(rv));
+            goto failed;
+        }
         rv = apr_thread_create(&c->reader, NULL, reader_main, c, cp);
     }
     if (rv != APR_SUCCESS) {
@@ -901,24 +1042,41 @@ failed:
     return rv;
 }
 
-/* One round over the seed list, in order.  Returns DKV_OK with *CONN, or
- * the round's status with its message set (dkv_error_set). */
+/* One round over the endpoint list: in order from the first when no
+ * connection was made yet, else from the one after the last connection's
+ * (wrapping, that one last).  Returns DKV_OK with *CONN, or the round's
+ * status with its message set (dkv_error_set). */
 static dkv_status_t
 connect_round(remote_t *rm, rm_conn_t **conn)
 {
     ep_fail_t fail;
     char msg[DKV_ERROR_MAX + 1];
     size_t used = 0;
-    int i, timeouts = 0;
+    int i, n, start, tried = 0, timeouts = 0;
     dkv_status_t rv = DKV_EUNAVAILABLE;
 
     msg[0] = '\0';
     reap_conns(rm, 0);
-    for (i = 0; i < rm->neps; i++) {
+    apr_thread_mutex_lock(rm->lock);
+    n = rm->neps;
+    start = rm->ep_last + 1;
+    apr_thread_mutex_unlock(rm->lock);
+    for (i = 0; i < n; i++) {
+        rm_endpoint_t ep;
+        int at = (start + i) % n;
+
         if (rm->closing) {
             return dkv_error_set(DKV_ECLOSED, "the client is closing");
         }
-        if (connect_one(rm, &rm->eps[i], conn, &fail) == DKV_OK) {
+        /* Hosts are never freed or changed: a copy of the slot will do. */
+        apr_thread_mutex_lock(rm->lock);
+        ep = rm->eps[at];
+        apr_thread_mutex_unlock(rm->lock);
+        tried++;
+        if (connect_one(rm, &ep, conn, &fail) == DKV_OK) {
+            apr_thread_mutex_lock(rm->lock);
+            rm->ep_last = at;
+            apr_thread_mutex_unlock(rm->lock);
             return DKV_OK;
         }
         if (fail.hard) {
@@ -931,7 +1089,7 @@ connect_round(remote_t *rm, rm_conn_t **conn)
             used = strlen(msg);
         }
     }
-    if (timeouts == rm->neps) {
+    if (timeouts == tried) {
         rv = DKV_ETIMEOUT;
     }
     return dkv_error_set(rv, "no endpoint of %.80s answered: %s",
@@ -1230,15 +1388,41 @@ exchange(remote_t *rm, dkv_request_t *req, rm_reply_t *rp,
     return DKV_OK;
 }
 
+/* 1 for the reads that serializable_reads sends with the flag. */
+static int
+serializable_op(unsigned op)
+{
+    switch (op) {
+    case DKV_MSG_GET:
+    case DKV_MSG_GET_MANY:
+    case DKV_MSG_SCAN:
+    case DKV_MSG_COUNT:
+    case DKV_MSG_COUNTER_GET:
+    case DKV_MSG_LEASE_INFO:
+    case DKV_MSG_SEARCH:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* A request the node answers DKV_EUNAVAILABLE is sent again, at most
+ * this often, with pauses doubling up to the maximum. */
+#define UNAVAILABLE_TRIES 12
+#define UNAVAILABLE_FIRST_PAUSE apr_time_from_msec(20)
+#define UNAVAILABLE_MAX_PAUSE apr_time_from_msec(500)
+
 /* Runs REQ: one attempt, and a second on a fresh connection after
  * DKV_ETRANSPORT when RETRY (idempotent operations) or when nothing was
- * sent.  On DKV_OK, RP->res holds the answer and its status is returned,
- * with the node's message.  Release RP with reply_done in every case. */
+ * sent; an answer DKV_EUNAVAILABLE (not applied) is retried after a pause
+ * until the deadline (UNAVAILABLE_TRIES at most).  On DKV_OK, RP->res
+ * holds the answer and its status is returned, with the node's message.  Release RP with reply_done in every case. */
 static dkv_status_t
 request(remote_t *rm, dkv_request_t *req, rm_reply_t *rp, int retry)
 {
     apr_time_t deadline = apr_time_now() + rm->request_timeout;
-    int attempt, sent = 0;
+    apr_interval_time_t backoff = UNAVAILABLE_FIRST_PAUSE;
+    int attempt, sent = 0, unavailable = 0;
     dkv_status_t rv;
 
     memset(rp, 0, sizeof(*rp));
@@ -1247,9 +1431,25 @@ request(remote_t *rm, dkv_request_t *req, rm_reply_t *rp, int retry)
         return rv;
     }
     rp->entered = rm;
+    if (rm->serializable && serializable_op(req->op)) {
+        req->flags |= DKV_PROTO_FLAG_SERIALIZABLE;
+    }
     for (attempt = 0; attempt < 2; attempt++) {
         reply_clear(rp);
         rv = exchange(rm, req, rp, deadline, &sent, NULL);
+        if (rv == DKV_OK && rp->res.status == DKV_EUNAVAILABLE
+            && unavailable < UNAVAILABLE_TRIES
+            && apr_time_now() + backoff < deadline) {
+            /* Not applied (a replicated store between leaders, or a node
+             * stopping): safe to send again, after a pause. */
+            apr_sleep(backoff);
+            backoff = backoff * 2 > UNAVAILABLE_MAX_PAUSE
+                      ? UNAVAILABLE_MAX_PAUSE : backoff * 2;
+            unavailable++;
+            attempt = -1;
+            sent = 0;
+            continue;
+        }
         if (rv != DKV_ETRANSPORT || !(retry || !sent)
             || apr_time_now() >= deadline) {
             break;
@@ -2537,7 +2737,9 @@ dkv_remote_open(void **state, dkv_client_t *client, const char *address,
     rm->address = apr_pstrdup(p, address);
     rm->store = addr.store;
     rm->neps = addr.count;
-    rm->eps = apr_pcalloc(p, (size_t)addr.count * sizeof(*rm->eps));
+    rm->ep_last = -1;
+    rm->serializable = opts->serializable_reads != 0;
+    rm->eps = apr_pcalloc(p, RM_MAX_ENDPOINTS * sizeof(*rm->eps));
     for (i = 0; i < addr.count; i++) {
         rm->eps[i].host = addr.hosts[i];
         rm->eps[i].port = addr.ports[i];
@@ -2568,6 +2770,7 @@ dkv_remote_open(void **state, dkv_client_t *client, const char *address,
     rm->calls = apr_hash_make(p);
     if ((rv = apr_pool_create(&rm->wpool, p)) != APR_SUCCESS
         || (rv = apr_pool_create(&rm->dpool, p)) != APR_SUCCESS
+        || (rv = apr_pool_create(&rm->eppool, p)) != APR_SUCCESS
         || (rv = apr_thread_mutex_create(&rm->lock,
                                          APR_THREAD_MUTEX_DEFAULT, p))
            != APR_SUCCESS

@@ -38,6 +38,7 @@
 #define MIN_SELECT 2        /* str */
 #define MIN_CLAUSE 3        /* u8 type, u16 nchildren */
 #define MIN_EVENT 22        /* u8, bool, key, 2 x u64, status */
+#define MIN_MEMBER 10       /* u32, u8, str (n >= 1), u16 */
 
 /* Longest text a u16 length can carry (0xFFFF is "absent" in an ostr). */
 #define MAX_STR 0xFFFFu
@@ -54,6 +55,7 @@ op_name(unsigned op)
     case DKV_MSG_HELLO: return "HELLO";
     case DKV_MSG_PING: return "PING";
     case DKV_MSG_REVISION: return "REVISION";
+    case DKV_MSG_MEMBERS: return "MEMBERS";
     case DKV_MSG_GET: return "GET";
     case DKV_MSG_PUT: return "PUT";
     case DKV_MSG_DELETE: return "DELETE";
@@ -91,6 +93,7 @@ is_request_op(unsigned op)
 {
     switch (op) {
     case DKV_MSG_HELLO: case DKV_MSG_PING: case DKV_MSG_REVISION:
+    case DKV_MSG_MEMBERS:
     case DKV_MSG_GET: case DKV_MSG_PUT: case DKV_MSG_DELETE:
     case DKV_MSG_EXPIRE: case DKV_MSG_REFRESH: case DKV_MSG_GET_MANY:
     case DKV_MSG_PUT_MANY: case DKV_MSG_DELETE_MANY: case DKV_MSG_BATCH:
@@ -808,6 +811,7 @@ dkv_proto_request_decode(dkv_request_t *req, const dkv_frame_t *frame,
     memset(req, 0, sizeof(*req));
     req->op = frame->op;
     req->id = frame->id;
+    req->flags = (uint8_t)(frame->flags & DKV_PROTO_REQUEST_FLAGS);
     if (!is_request_op(frame->op)) {
         return dkv_error_set(DKV_ENOTIMPL, "op 0x%02x is not a request",
                              (unsigned)frame->op);
@@ -824,6 +828,7 @@ dkv_proto_request_decode(dkv_request_t *req, const dkv_frame_t *frame,
         break;
     case DKV_MSG_PING:
     case DKV_MSG_REVISION:
+    case DKV_MSG_MEMBERS:
         break;
     case DKV_MSG_GET:
         rd_key(&r, "key", &req->key, &req->key_len, 0);
@@ -1025,6 +1030,32 @@ rd_page(rd_t *r, dkv_page_t *pg)
     pg->revision = rd_u64(r, "page revision");
 }
 
+/* MEMBERS: u32 leader, u32 count, count x member. */
+static void
+rd_members(rd_t *r, dkv_response_t *res)
+{
+    size_t i, n;
+    dkv_proto_member_t *m;
+
+    res->leader = rd_u32(r, "leader");
+    n = rd_count32(r, "member count", DKV_PROTO_MAX_MEMBERS, MIN_MEMBER);
+    m = rd_alloc(r, n, sizeof(*m));
+    for (i = 0; i < n && r->why == NULL; i++) {
+        size_t at;
+
+        m[i].id = rd_u32(r, "member id");
+        m[i].roles = rd_flags(r, "member roles", DKV_PROTO_MEMBER_ROLES);
+        at = r->pos;
+        m[i].host = rd_str(r, "member host", DKV_PROTO_MAX_HOST);
+        if (r->why == NULL && m[i].host[0] == '\0') {
+            rd_fail(r, "member host", "is empty", at);
+        }
+        m[i].port = (uint16_t)rd_u16(r, "member port");
+    }
+    res->nmembers = n;
+    res->members = m;
+}
+
 /* The OK result fields of op OP; 0 when OP has none known. */
 static int
 rd_response_fields(rd_t *r, dkv_response_t *res, unsigned op)
@@ -1049,6 +1080,9 @@ rd_response_fields(rd_t *r, dkv_response_t *res, unsigned op)
     case DKV_MSG_TXN_COMMIT:
     case DKV_MSG_WATCH:
         res->revision = rd_u64(r, "revision");
+        break;
+    case DKV_MSG_MEMBERS:
+        rd_members(r, res);
         break;
     case DKV_MSG_GET:
         rd_item(r, &res->item);
@@ -1701,6 +1735,9 @@ dkv_proto_request_encode(dkv_wbuf_t *out, const dkv_request_t *req)
                              "is not a request", (unsigned)req->op);
     }
     e_begin(&e, out, req->op, req->id);
+    if (req->flags & ~(unsigned)DKV_PROTO_REQUEST_FLAGS) {
+        e_fail(&e, "header flags", "has unknown bits set");
+    }
     switch (req->op) {
     case DKV_MSG_HELLO:
         w_u32(out, req->magic);
@@ -1712,6 +1749,7 @@ dkv_proto_request_encode(dkv_wbuf_t *out, const dkv_request_t *req)
         break;
     case DKV_MSG_PING:
     case DKV_MSG_REVISION:
+    case DKV_MSG_MEMBERS:
         break;
     case DKV_MSG_GET:
         e_key(&e, "key", req->key, req->key_len, 0);
@@ -1821,10 +1859,42 @@ dkv_proto_request_encode(dkv_wbuf_t *out, const dkv_request_t *req)
     default:
         break;
     }
+    if (e.why == NULL && out->failed == DKV_OK) {
+        /* The header's flags byte (after length and op). */
+        out->data[e.start + 5] = req->flags;
+    }
     return e_end(&e, "request", req->op);
 }
 
 /* --------------------------------------------------- encode: responses */
+
+static void
+e_members(enc_t *e, const dkv_response_t *res)
+{
+    size_t i;
+
+    w_u32(e->out, res->leader);
+    if (!e_count(e, "member count", res->nmembers, res->members,
+                 DKV_PROTO_MAX_MEMBERS, 1)) {
+        return;
+    }
+    for (i = 0; i < res->nmembers && e->why == NULL; i++) {
+        const dkv_proto_member_t *m = &res->members[i];
+
+        if (m->roles & ~(unsigned)DKV_PROTO_MEMBER_ROLES) {
+            e_fail(e, "member roles", "has unknown bits set");
+            return;
+        }
+        if (m->host == NULL || m->host[0] == '\0') {
+            e_fail(e, "member host", "is empty");
+            return;
+        }
+        w_u32(e->out, m->id);
+        w_u8(e->out, m->roles);
+        e_str(e, "member host", m->host, DKV_PROTO_MAX_HOST, 1);
+        w_u16(e->out, m->port);
+    }
+}
 
 static void
 e_response_fields(enc_t *e, const dkv_response_t *res)
@@ -1850,6 +1920,9 @@ e_response_fields(enc_t *e, const dkv_response_t *res)
     case DKV_MSG_TXN_COMMIT:
     case DKV_MSG_WATCH:
         w_u64(out, res->revision);
+        break;
+    case DKV_MSG_MEMBERS:
+        e_members(e, res);
         break;
     case DKV_MSG_GET:
         e_item(e, &res->item);

@@ -35,6 +35,13 @@
 #define DKV_PROTO_MAGIC 0x444B5601u
 /* Bytes before a frame's body: length (4), op, flags, reserved (2), id. */
 #define DKV_PROTO_HEADER 16
+/* Request header flags (the flags byte of a request frame; a node ignores
+ * the bits it does not know).  SERIALIZABLE: a read (GET, GET_MANY, SCAN,
+ * COUNT, COUNTER_GET, LEASE_INFO, SEARCH) is served from the answering
+ * node's local state, without the linearizable read-index round; other
+ * ops ignore it. */
+#define DKV_PROTO_FLAG_SERIALIZABLE 0x01
+#define DKV_PROTO_REQUEST_FLAGS DKV_PROTO_FLAG_SERIALIZABLE
 /* The smallest max_frame a node may announce, and the default one. */
 #define DKV_PROTO_MIN_FRAME (1024u * 1024u)
 #define DKV_PROTO_DEFAULT_FRAME (64u * 1024u * 1024u)
@@ -47,6 +54,9 @@
 #define DKV_PROTO_MAX_SELECT 32
 #define DKV_PROTO_MAX_PAGE 10000
 #define DKV_PROTO_MAX_CLIENT_NAME 128
+/* MEMBERS: members in one answer, and a member's host name (1..255). */
+#define DKV_PROTO_MAX_MEMBERS 256
+#define DKV_PROTO_MAX_HOST 255
 /* Response ops have this bit set. */
 #define DKV_PROTO_RESPONSE 0x80
 
@@ -54,6 +64,7 @@ typedef enum dkv_msg {
     DKV_MSG_HELLO = 0x01,
     DKV_MSG_PING = 0x02,
     DKV_MSG_REVISION = 0x03,
+    DKV_MSG_MEMBERS = 0x04,
     DKV_MSG_GET = 0x10,
     DKV_MSG_PUT = 0x11,
     DKV_MSG_DELETE = 0x12,
@@ -152,11 +163,31 @@ typedef struct dkv_proto_compare {
     uint64_t mod_revision;
 } dkv_proto_compare_t;
 
+/* A MEMBERS entry: one member of the store's group.  ROLES has the
+ * DKV_PROTO_MEMBER_* bits; HOST is a name or an IP address (IPv6 without
+ * brackets), 1..DKV_PROTO_MAX_HOST bytes; PORT is its client port (0:
+ * it has none a client can use). */
+#define DKV_PROTO_MEMBER_VOTER 0x01
+#define DKV_PROTO_MEMBER_LEARNER 0x02
+#define DKV_PROTO_MEMBER_SELF 0x04     /* the node that answered */
+#define DKV_PROTO_MEMBER_ROLES 0x07
+
+typedef struct dkv_proto_member {
+    uint32_t id;
+    unsigned roles;
+    const char *host;
+    uint16_t port;
+} dkv_proto_member_t;
+
 /* -------------------------------------------------------------- requests */
 
 typedef struct dkv_request {
     uint8_t op;
     uint64_t id;
+    /* Header flags (DKV_PROTO_FLAG_*): the encoder writes them (other
+     * bits are DKV_EINVAL); the decoder returns the frame's known bits
+     * and drops the others. */
+    uint8_t flags;
 
     /* HELLO */
     uint32_t magic;
@@ -258,6 +289,11 @@ typedef struct dkv_response {
     int64_t num2;
     dkv_lease_info_t lease_info;
     dkv_lock_t lock;            /* LOCK_ACQUIRE (OK and DKV_ELOCKED) */
+    /* MEMBERS: the leader's id (0: unknown) and the members (in the
+     * decode pool; hosts copied there too). */
+    uint32_t leader;
+    size_t nmembers;
+    dkv_proto_member_t *members;
 } dkv_response_t;
 
 /* Decodes response FRAME (op with bit 7 set) into *RES.  A PROTOCOL_ERROR

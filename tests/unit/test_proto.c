@@ -1094,7 +1094,8 @@ malformed_requests(void)
     /* Not requests. */
     for (i = 0; i < 256; i++) {
         if (i == DKV_MSG_HELLO || i == DKV_MSG_PING
-            || i == DKV_MSG_REVISION || (i >= 0x10 && i <= 0x1B)
+            || i == DKV_MSG_REVISION || i == DKV_MSG_MEMBERS
+            || (i >= 0x10 && i <= 0x1B)
             || (i >= 0x20 && i <= 0x28) || i == 0x30 || i == 0x31
             || i == 0x38 || i == 0x39) {
             continue;
@@ -1715,6 +1716,351 @@ wbuf_limit_and_consume(void)
     dkv_wbuf_free(&w);
 }
 
+/* ------------------------------------------------------------- members */
+
+static const dkv_proto_member_t members3[] = {
+    { 1, DKV_PROTO_MEMBER_VOTER | DKV_PROTO_MEMBER_SELF, "10.0.0.1", 7861 },
+    { 2, DKV_PROTO_MEMBER_VOTER, "::1", 7862 },
+    { 0xFFFFFFFFu, DKV_PROTO_MEMBER_LEARNER, "node-c.example.org", 0 }
+};
+
+/* A MEMBERS answer with N members (N <= 16): the three above, then
+ * generated ones with host names of growing length in POOL. */
+static void
+members_sample(dkv_response_t *r, dkv_proto_member_t *m, size_t n,
+               apr_pool_t *pool)
+{
+    size_t i;
+
+    memset(r, 0, sizeof(*r));
+    r->op = DKV_MSG_MEMBERS;
+    r->id = 4242;
+    r->message = "";
+    r->leader = n ? 2 : 0;
+    for (i = 0; i < n; i++) {
+        if (i < 3) {
+            m[i] = members3[i];
+        } else {
+            m[i].id = (uint32_t)(100 + i);
+            m[i].roles = (unsigned)(i % 4) & 0x03;
+            m[i].host = apr_psprintf(pool, "h%0*u", (int)(i * 8),
+                                     (unsigned)i);
+            m[i].port = (uint16_t)(40000 + i);
+        }
+    }
+    r->members = n ? m : NULL;
+    r->nmembers = n;
+}
+
+static void
+members_round_trip(void)
+{
+    static const size_t counts[] = { 0, 1, 3, 16 };
+    apr_pool_t *pool = dkv_test_pool();
+    dkv_proto_member_t m[16];
+    size_t c, i;
+
+    for (c = 0; c < sizeof(counts) / sizeof(counts[0]); c++) {
+        dkv_response_t r, d;
+        dkv_wbuf_t w1, w2;
+        dkv_frame_t f;
+
+        members_sample(&r, m, counts[c], pool);
+        dkv_wbuf_init(&w1, 0);
+        dkv_wbuf_init(&w2, 0);
+        DKV_ASSERT_OK(dkv_proto_response_encode(&w1, &r));
+        parse_one(&f, &w1);
+        DKV_EXPECT_UINT_EQ(f.op, DKV_MSG_MEMBERS | 0x80);
+        /* status, message, leader, count, then 10 + host bytes each. */
+        {
+            size_t want = 2 + 2 + 4 + 4;
+
+            for (i = 0; i < counts[c]; i++) {
+                want += 4 + 1 + 2 + strlen(m[i].host) + 2;
+            }
+            DKV_EXPECT_UINT_EQ(f.body_len, want);
+        }
+        DKV_ASSERT_OK(dkv_proto_response_decode(&d, &f, pool));
+        DKV_EXPECT_UINT_EQ(d.op, DKV_MSG_MEMBERS);
+        DKV_EXPECT_UINT_EQ(d.id, 4242);
+        DKV_EXPECT_STATUS(d.status, DKV_OK);
+        DKV_EXPECT_UINT_EQ(d.leader, r.leader);
+        DKV_ASSERT_UINT_EQ(d.nmembers, counts[c]);
+        for (i = 0; i < counts[c]; i++) {
+            DKV_EXPECT_UINT_EQ(d.members[i].id, m[i].id);
+            DKV_EXPECT_UINT_EQ(d.members[i].roles, m[i].roles);
+            DKV_EXPECT_STR_EQ(d.members[i].host, m[i].host);
+            DKV_EXPECT_UINT_EQ(d.members[i].port, m[i].port);
+        }
+        DKV_ASSERT_OK(dkv_proto_response_encode(&w2, &d));
+        DKV_EXPECT_MEM_EQ(w2.data, w2.len, w1.data, w1.len);
+        check_truncations(DEC_RESPONSE, &f, pool);
+        DKV_EXPECT_STATUS(run_decoder(DEC_REQUEST, &f, pool), DKV_ENOTIMPL);
+        dkv_wbuf_free(&w1);
+        dkv_wbuf_free(&w2);
+    }
+    /* The wire layout of one member, against docs/protocol.md. */
+    {
+        static const unsigned char one[] = {
+            0, 0, 0, 0,                 /* status OK, empty message */
+            0, 0, 0, 2,                 /* leader */
+            0, 0, 0, 1,                 /* count */
+            0, 0, 0, 2,                 /* id */
+            0x01,                       /* roles: voter */
+            0, 3, ':', ':', '1',        /* host */
+            0x1E, 0xB6                  /* port 7862 */
+        };
+        dkv_response_t r;
+        dkv_wbuf_t w;
+        dkv_frame_t f;
+
+        memset(&r, 0, sizeof(r));
+        r.op = DKV_MSG_MEMBERS;
+        r.leader = 2;
+        r.members = (dkv_proto_member_t *)&members3[1];
+        r.nmembers = 1;
+        dkv_wbuf_init(&w, 0);
+        DKV_ASSERT_OK(dkv_proto_response_encode(&w, &r));
+        parse_one(&f, &w);
+        DKV_EXPECT_MEM_EQ(f.body, f.body_len, one, sizeof(one));
+        dkv_wbuf_free(&w);
+    }
+    /* A refusal (an old node: ENOTIMPL) carries no fields. */
+    {
+        static const unsigned char notimpl[] = { 0, 16, 0, 2, 'n', 'o' };
+        dkv_response_t r, d;
+        dkv_wbuf_t w;
+        dkv_frame_t f;
+
+        memset(&r, 0, sizeof(r));
+        r.op = DKV_MSG_MEMBERS;
+        r.status = DKV_ENOTIMPL;
+        r.message = "no";
+        dkv_wbuf_init(&w, 0);
+        DKV_ASSERT_OK(dkv_proto_response_encode(&w, &r));
+        parse_one(&f, &w);
+        DKV_EXPECT_MEM_EQ(f.body, f.body_len, notimpl, sizeof(notimpl));
+        DKV_ASSERT_OK(dkv_proto_response_decode(&d, &f, pool));
+        DKV_EXPECT_STATUS(d.status, DKV_ENOTIMPL);
+        DKV_EXPECT_UINT_EQ(d.nmembers, 0);
+        DKV_EXPECT_TRUE(d.members == NULL);
+        dkv_wbuf_free(&w);
+    }
+    /* The request: an empty body. */
+    {
+        dkv_request_t q, d;
+        dkv_wbuf_t w;
+        dkv_frame_t f;
+
+        memset(&q, 0, sizeof(q));
+        q.op = DKV_MSG_MEMBERS;
+        q.id = 5;
+        dkv_wbuf_init(&w, 0);
+        DKV_ASSERT_OK(dkv_proto_request_encode(&w, &q));
+        DKV_EXPECT_UINT_EQ(w.len, DKV_PROTO_HEADER);
+        parse_one(&f, &w);
+        DKV_ASSERT_OK(dkv_proto_request_decode(&d, &f, pool));
+        DKV_EXPECT_UINT_EQ(d.op, DKV_MSG_MEMBERS);
+        DKV_EXPECT_UINT_EQ(d.id, 5);
+        DKV_EXPECT_STATUS(decode_request_bytes(DKV_MSG_MEMBERS, "x", 1,
+                                               pool), DKV_EINVAL);
+        dkv_wbuf_free(&w);
+    }
+    apr_pool_destroy(pool);
+}
+
+/* Decodes a MEMBERS response of BODY (LEN bytes, exact heap block). */
+static dkv_status_t
+decode_members_bytes(const void *body, size_t len, apr_pool_t *pool)
+{
+    dkv_wbuf_t w;
+    dkv_frame_t f;
+    dkv_response_t r;
+    dkv_status_t s;
+    unsigned char *b;
+
+    make_frame(&f, &w, DKV_MSG_MEMBERS | 0x80, body, len);
+    b = exact_copy(&f, &f, f.body, f.body_len);
+    s = dkv_proto_response_decode(&r, &f, pool);
+    dkv_free(b);
+    dkv_wbuf_free(&w);
+    return s;
+}
+
+static void
+members_malformed(void)
+{
+    apr_pool_t *pool = dkv_test_pool();
+    /* OK, leader 1, then a count and one member (id 1, voter, "h",
+     * port 9); bytes 8..11 are the count. */
+    static const unsigned char good[] = {
+        0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1,
+        0, 0, 0, 1, 0x01, 0, 1, 'h', 0, 9
+    };
+    unsigned char b[sizeof(good) + 300];
+    dkv_response_t r;
+    dkv_proto_member_t m;
+    dkv_wbuf_t w;
+    size_t i;
+
+    DKV_EXPECT_OK(decode_members_bytes(good, sizeof(good), pool));
+    /* A count the body cannot hold, and one above the limit. */
+    memcpy(b, good, sizeof(good));
+    b[11] = 2;
+    DKV_EXPECT_STATUS(decode_members_bytes(b, sizeof(good), pool),
+                      DKV_EINVAL);
+    b[8] = 0xFF;
+    b[9] = 0xFF;
+    b[10] = 0xFF;
+    b[11] = 0xFF;
+    DKV_EXPECT_STATUS(decode_members_bytes(b, sizeof(good), pool),
+                      DKV_EINVAL);
+    memset(b, 0, sizeof(b));
+    dkv_put_be32(b + 8, DKV_PROTO_MAX_MEMBERS + 1);
+    DKV_EXPECT_STATUS(decode_members_bytes(b, 12, pool), DKV_EINVAL);
+    /* Unknown role bits. */
+    memcpy(b, good, sizeof(good));
+    b[16] = 0x08;
+    DKV_EXPECT_STATUS(decode_members_bytes(b, sizeof(good), pool),
+                      DKV_EINVAL);
+    b[16] = DKV_PROTO_MEMBER_ROLES;
+    DKV_EXPECT_OK(decode_members_bytes(b, sizeof(good), pool));
+    /* An empty host; a host with a NUL byte. */
+    {
+        static const unsigned char empty[] = {
+            0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1,
+            0, 0, 0, 1, 0x01, 0, 0, 0, 9
+        };
+
+        DKV_EXPECT_STATUS(decode_members_bytes(empty, sizeof(empty), pool),
+                          DKV_EINVAL);
+    }
+    memcpy(b, good, sizeof(good));
+    b[19] = 0;
+    DKV_EXPECT_STATUS(decode_members_bytes(b, sizeof(good), pool),
+                      DKV_EINVAL);
+    /* A host of 256 bytes (255 is the limit). */
+    memcpy(b, good, 17);
+    for (i = 0; i < 2; i++) {
+        size_t hl = 255 + i;
+
+        b[17] = (unsigned char)(hl >> 8);
+        b[18] = (unsigned char)hl;
+        memset(b + 19, 'a', hl);
+        b[19 + hl] = 0;
+        b[20 + hl] = 9;
+        DKV_EXPECT_STATUS(decode_members_bytes(b, 21 + hl, pool),
+                          i == 0 ? DKV_OK : DKV_EINVAL);
+    }
+    /* Trailing bytes. */
+    memcpy(b, good, sizeof(good));
+    b[sizeof(good)] = 0;
+    DKV_EXPECT_STATUS(decode_members_bytes(b, sizeof(good) + 1, pool),
+                      DKV_EINVAL);
+
+    /* The encoder refuses what the decoder would. */
+    memset(&r, 0, sizeof(r));
+    r.op = DKV_MSG_MEMBERS;
+    r.members = &m;
+    r.nmembers = 1;
+    m = members3[0];
+    dkv_wbuf_init(&w, 0);
+    m.roles = 0x08;
+    DKV_EXPECT_STATUS(dkv_proto_response_encode(&w, &r), DKV_EINVAL);
+    m.roles = 0;
+    m.host = "";
+    DKV_EXPECT_STATUS(dkv_proto_response_encode(&w, &r), DKV_EINVAL);
+    m.host = NULL;
+    DKV_EXPECT_STATUS(dkv_proto_response_encode(&w, &r), DKV_EINVAL);
+    memset(b, 'a', 256);
+    b[256] = '\0';
+    m.host = (const char *)b;
+    DKV_EXPECT_STATUS(dkv_proto_response_encode(&w, &r), DKV_EINVAL);
+    b[255] = '\0';
+    DKV_EXPECT_OK(dkv_proto_response_encode(&w, &r));
+    r.nmembers = DKV_PROTO_MAX_MEMBERS + 1;
+    DKV_EXPECT_STATUS(dkv_proto_response_encode(&w, &r), DKV_EINVAL);
+    r.nmembers = 1;
+    r.members = NULL;
+    DKV_EXPECT_STATUS(dkv_proto_response_encode(&w, &r), DKV_EINVAL);
+    /* Only the one good frame is in the buffer (failures roll back). */
+    {
+        dkv_frame_t f;
+
+        parse_one(&f, &w);
+    }
+    dkv_wbuf_free(&w);
+    apr_pool_destroy(pool);
+}
+
+/* The request header's SERIALIZABLE flag: written, decoded, unknown bits
+ * refused by the encoder and dropped by the decoder. */
+static void
+request_flags(void)
+{
+    apr_pool_t *pool = dkv_test_pool();
+    dkv_request_t q, d;
+    dkv_wbuf_t w, w2;
+    dkv_frame_t f;
+
+    memset(&q, 0, sizeof(q));
+    q.op = DKV_MSG_GET;
+    q.id = 3;
+    q.key = "k";
+    q.key_len = 1;
+    q.flags = DKV_PROTO_FLAG_SERIALIZABLE;
+    dkv_wbuf_init(&w, 0);
+    DKV_ASSERT_OK(dkv_proto_request_encode(&w, &q));
+    DKV_ASSERT_UINT_EQ(w.len, DKV_PROTO_HEADER + 3 + 1 + 8);
+    DKV_EXPECT_UINT_EQ(w.data[5], 0x01);
+    parse_one(&f, &w);
+    DKV_EXPECT_UINT_EQ(f.flags, DKV_PROTO_FLAG_SERIALIZABLE);
+    DKV_ASSERT_OK(dkv_proto_request_decode(&d, &f, pool));
+    DKV_EXPECT_UINT_EQ(d.flags, DKV_PROTO_FLAG_SERIALIZABLE);
+    dkv_wbuf_init(&w2, 0);
+    DKV_ASSERT_OK(dkv_proto_request_encode(&w2, &d));
+    DKV_EXPECT_MEM_EQ(w2.data, w2.len, w.data, w.len);
+    dkv_wbuf_free(&w2);
+
+    /* Without the flag: byte 5 is 0 and decodes as 0. */
+    q.flags = 0;
+    dkv_wbuf_init(&w2, 0);
+    DKV_ASSERT_OK(dkv_proto_request_encode(&w2, &q));
+    DKV_EXPECT_UINT_EQ(w2.data[5], 0);
+    parse_one(&f, &w2);
+    DKV_ASSERT_OK(dkv_proto_request_decode(&d, &f, pool));
+    DKV_EXPECT_UINT_EQ(d.flags, 0);
+    dkv_wbuf_free(&w2);
+
+    /* Unknown bits from the wire are ignored (docs/protocol.md). */
+    w.data[5] = 0xFF;
+    parse_one(&f, &w);
+    DKV_ASSERT_OK(dkv_proto_request_decode(&d, &f, pool));
+    DKV_EXPECT_UINT_EQ(d.flags, DKV_PROTO_FLAG_SERIALIZABLE);
+    w.data[5] = 0xFE;
+    parse_one(&f, &w);
+    DKV_ASSERT_OK(dkv_proto_request_decode(&d, &f, pool));
+    DKV_EXPECT_UINT_EQ(d.flags, 0);
+    dkv_wbuf_free(&w);
+
+    /* ... but never sent, and a failed frame leaves nothing behind. */
+    q.flags = 0x02;
+    dkv_wbuf_init(&w, 0);
+    DKV_EXPECT_STATUS(dkv_proto_request_encode(&w, &q), DKV_EINVAL);
+    DKV_EXPECT_UINT_EQ(w.len, 0);
+    /* Any op may carry it (a node ignores it outside reads). */
+    memset(&q, 0, sizeof(q));
+    q.op = DKV_MSG_SCAN;
+    q.flags = DKV_PROTO_FLAG_SERIALIZABLE;
+    DKV_ASSERT_OK(dkv_proto_request_encode(&w, &q));
+    DKV_EXPECT_UINT_EQ(w.data[5], 0x01);
+    parse_one(&f, &w);
+    DKV_ASSERT_OK(dkv_proto_request_decode(&d, &f, pool));
+    DKV_EXPECT_UINT_EQ(d.flags, DKV_PROTO_FLAG_SERIALIZABLE);
+    dkv_wbuf_free(&w);
+    apr_pool_destroy(pool);
+}
+
 /* ---------------------------------------------------------------- corpus */
 
 static void
@@ -1809,6 +2155,47 @@ write_corpus(void)
     DKV_ASSERT_OK(dkv_proto_events_encode(&w, 7, events + 2, 2));
     write_file(dir, "stream-3", &w);
     dkv_wbuf_free(&w);
+    /* MEMBERS: the request, answers of 0, 1, 3 and 16 members, ENOTIMPL;
+     * a serializable GET. */
+    {
+        static const size_t counts[] = { 0, 1, 3, 16 };
+        apr_pool_t *pool = dkv_test_pool();
+        dkv_proto_member_t m[16];
+        dkv_response_t res;
+        dkv_request_t q;
+
+        memset(&q, 0, sizeof(q));
+        q.op = DKV_MSG_MEMBERS;
+        q.id = 4;
+        dkv_wbuf_init(&w, 0);
+        DKV_ASSERT_OK(dkv_proto_request_encode(&w, &q));
+        write_file(dir, "req-04-members", &w);
+        dkv_wbuf_free(&w);
+        for (i = 0; i < 4; i++) {
+            members_sample(&res, m, counts[i], pool);
+            dkv_wbuf_init(&w, 0);
+            DKV_ASSERT_OK(dkv_proto_response_encode(&w, &res));
+            apr_snprintf(name, sizeof(name), "res-04-members-%u",
+                         (unsigned)counts[i]);
+            write_file(dir, name, &w);
+            dkv_wbuf_free(&w);
+        }
+        memset(&res, 0, sizeof(res));
+        res.op = DKV_MSG_MEMBERS;
+        res.status = DKV_ENOTIMPL;
+        res.message = "operation 0x04 is not served";
+        dkv_wbuf_init(&w, 0);
+        DKV_ASSERT_OK(dkv_proto_response_encode(&w, &res));
+        write_file(dir, "res-04-notimpl", &w);
+        dkv_wbuf_free(&w);
+        q = reqs[3];
+        q.flags = DKV_PROTO_FLAG_SERIALIZABLE;
+        dkv_wbuf_init(&w, 0);
+        DKV_ASSERT_OK(dkv_proto_request_encode(&w, &q));
+        write_file(dir, "req-10-serializable", &w);
+        dkv_wbuf_free(&w);
+        apr_pool_destroy(pool);
+    }
 }
 
 /* ------------------------------------------------------------- register */
@@ -1832,5 +2219,8 @@ test_proto_register(void)
     DKV_TEST_ADD(s, events_snapshot_done);
     DKV_TEST_ADD(s, status_mapping);
     DKV_TEST_ADD(s, wbuf_limit_and_consume);
+    DKV_TEST_ADD(s, members_round_trip);
+    DKV_TEST_ADD(s, members_malformed);
+    DKV_TEST_ADD(s, request_flags);
     DKV_TEST_ADD(s, write_corpus);
 }

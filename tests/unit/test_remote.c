@@ -14,7 +14,10 @@
  * before sending, reconnect after the node drops the connection, watch
  * resume after a reconnect and after a "watch dropped" event without loss
  * or duplicates, ECOMPACTED on resume, close with a request in flight,
- * and many threads on one handle.
+ * and many threads on one handle.  Replication: discovery through
+ * MEMBERS and failover to a discovered node, a reconnection moving on to
+ * the next endpoint, the serializable flag on reads only, and writes
+ * answered EUNAVAILABLE or ETIMEOUT returned once, never retried.
  */
 #include <string.h>
 
@@ -82,6 +85,15 @@ typedef struct fsrv {
     int connections;
     int watch_requests;
     uint64_t last_start;
+    /* MEMBERS: with NPEERS > 0 the node answers it, listing itself and
+     * the fake nodes on PEERS (plus entries a client must skip);
+     * otherwise ENOTIMPL, like a node that does not know the op. */
+    apr_port_t peers[4];
+    int npeers;
+    int members_requests;
+    dkv_status_t put_status;    /* nonzero: PUT answered so, not run */
+    int ops[256];               /* requests seen, per op */
+    unsigned flags[256];        /* header flags of the last one, per op */
 } fsrv_t;
 
 static apr_status_t fs_send(apr_socket_t *s, dkv_wbuf_t *wb);
@@ -304,11 +316,54 @@ fs_handle(fsrv_t *fs, apr_socket_t *s, const dkv_frame_t *f,
         return 1;
     }
     apr_thread_mutex_lock(fs->lock);
+    fs->ops[req.op]++;
+    fs->flags[req.op] = req.flags;
     switch (req.op) {
     case DKV_MSG_REVISION:
         res.revision = fs->rev;
         break;
+    case DKV_MSG_MEMBERS:
+        fs->members_requests++;
+        if (fs->npeers == 0) {
+            res.status = DKV_ENOTIMPL;
+            res.message = "not in the fake node";
+            break;
+        }
+        {
+            dkv_proto_member_t *m = apr_pcalloc(pool, 8 * sizeof(*m));
+            int k = 0;
+
+            m[k].id = 1;
+            m[k].roles = DKV_PROTO_MEMBER_VOTER | DKV_PROTO_MEMBER_SELF;
+            m[k].host = "127.0.0.1";
+            m[k++].port = fs->port;
+            /* Entries a client must not use. */
+            m[k].id = 7;
+            m[k].host = "127.0.0.1";
+            m[k++].port = 0;
+            m[k].id = 8;
+            m[k].host = "0.0.0.0";
+            m[k++].port = fs->port;
+            m[k].id = 9;
+            m[k].host = "bad host!";
+            m[k++].port = fs->port;
+            for (i = 0; i < (size_t)fs->npeers; i++) {
+                m[k].id = (uint32_t)(2 + i);
+                m[k].roles = DKV_PROTO_MEMBER_VOTER;
+                m[k].host = "127.0.0.1";
+                m[k++].port = fs->peers[i];
+            }
+            res.leader = 1;
+            res.members = m;
+            res.nmembers = (size_t)k;
+        }
+        break;
     case DKV_MSG_PUT:
+        if (fs->put_status != DKV_OK) {
+            res.status = fs->put_status;
+            res.message = "no leader (fake node)";
+            break;
+        }
         res.result.mutated = 1;
         res.result.version = 1;
         res.result.revision = fs_put_locked(fs, req.key, req.key_len,
@@ -1471,6 +1526,213 @@ parity_with_inproc(void)
     apr_pool_destroy(pool);
 }
 
+/* ========================================================= replication */
+
+/* Waits (at most 5 s) until *FIELD of FS reaches N; returns it. */
+static int
+fs_wait(fsrv_t *fs, const int *field, int n)
+{
+    int i, v = 0;
+
+    for (i = 0; i < 500; i++) {
+        v = fs_get(fs, field);
+        if (v >= n) {
+            break;
+        }
+        apr_sleep(apr_time_from_msec(10));
+    }
+    return v;
+}
+
+/* A client given one node learns the others through MEMBERS and, when
+ * that node dies, carries on with one of them. */
+static void
+discovers_members_and_fails_over(void)
+{
+    apr_pool_t *pool = dkv_test_pool();
+    fsrv_t *b = fs_start(FS_NORMAL, pool);
+    fsrv_t *a = fs_start(FS_NORMAL, pool);
+    dkv_open_opts_t o = quick_opts();
+    dkv_client_t *c = NULL;
+    dkv_item_t *item;
+    uint64_t rev = 0;
+
+    /* B is at revision 3, A at 1: answers say who served them. */
+    fs_put(b, "b1", "x");
+    fs_put(b, "b2", "x");
+    fs_put(b, "only-b", "here");
+    apr_thread_mutex_lock(a->lock);
+    a->peers[0] = b->port;
+    a->npeers = 1;
+    apr_thread_mutex_unlock(a->lock);
+
+    DKV_ASSERT_OK(dkv_open(&c, fs_address(a, pool), &o, pool));
+    /* MEMBERS goes out with the handshake, unasked. */
+    DKV_EXPECT_INT_EQ(fs_wait(a, &a->members_requests, 1), 1);
+    put_str(c, "k", "v");
+    DKV_EXPECT_OK(dkv_revision(&rev, c));
+    DKV_EXPECT_UINT_EQ(rev, 1);
+    DKV_EXPECT_INT_EQ(fs_get(b, &b->connections), 0);
+
+    /* A dies: the client moves to B, which only MEMBERS named. */
+    fs_stop(a);
+    apr_sleep(apr_time_from_msec(50));
+    DKV_EXPECT_OK(dkv_revision(&rev, c));
+    DKV_EXPECT_UINT_EQ(rev, 3);
+    DKV_EXPECT_OK(dkv_get(&item, c, "only-b", 6, NULL, pool));
+    DKV_EXPECT_MEM_EQ(item->value, item->value_len, "here", 4);
+    DKV_EXPECT_INT_EQ(fs_get(b, &b->connections), 1);
+    /* B does not know MEMBERS (ENOTIMPL): the client carries on. */
+    DKV_EXPECT_INT_EQ(fs_get(b, &b->members_requests), 1);
+    put_str(c, "k2", "v2");
+    DKV_EXPECT_OK(dkv_revision(&rev, c));
+    DKV_EXPECT_UINT_EQ(rev, 4);
+    dkv_close(c);
+    fs_stop(b);
+    apr_pool_destroy(pool);
+}
+
+/* Without MEMBERS (ENOTIMPL) the list stays the seed list: a node the
+ * client was not told about is never tried. */
+static void
+no_members_no_discovery(void)
+{
+    apr_pool_t *pool = dkv_test_pool();
+    fsrv_t *b = fs_start(FS_NORMAL, pool);
+    fsrv_t *a = fs_start(FS_NORMAL, pool);
+    dkv_open_opts_t o = quick_opts();
+    dkv_client_t *c = NULL;
+    uint64_t rev = 0;
+
+    DKV_ASSERT_OK(dkv_open(&c, fs_address(a, pool), &o, pool));
+    DKV_EXPECT_OK(dkv_revision(&rev, c));
+    DKV_EXPECT_INT_EQ(fs_get(a, &a->members_requests), 1);
+    fs_stop(a);
+    apr_sleep(apr_time_from_msec(50));
+    DKV_EXPECT_STATUS(dkv_revision(&rev, c), DKV_EUNAVAILABLE);
+    DKV_EXPECT_INT_EQ(fs_get(b, &b->connections), 0);
+    dkv_close(c);
+    fs_stop(b);
+    apr_pool_destroy(pool);
+}
+
+/* A reconnection starts with the endpoint after the last connection's:
+ * a client whose connection to A drops goes to B, then back to A. */
+static void
+reconnect_moves_to_next_endpoint(void)
+{
+    apr_pool_t *pool = dkv_test_pool();
+    fsrv_t *a = fs_start(FS_NORMAL, pool);
+    fsrv_t *b = fs_start(FS_NORMAL, pool);
+    dkv_open_opts_t o = quick_opts();
+    dkv_client_t *c = NULL;
+    uint64_t rev = 0;
+    const char *addr = apr_psprintf(pool, "dkv://127.0.0.1:%u,127.0.0.1:%u"
+                                    "/%s", (unsigned)a->port,
+                                    (unsigned)b->port, FS_STORE);
+
+    fs_put(b, "b", "1");
+    DKV_ASSERT_OK(dkv_open(&c, addr, &o, pool));
+    DKV_EXPECT_OK(dkv_revision(&rev, c));
+    DKV_EXPECT_UINT_EQ(rev, 0);
+    fs_set(a, &a->drop_now, 1);
+    apr_sleep(apr_time_from_msec(100));
+    DKV_EXPECT_OK(dkv_revision(&rev, c));
+    DKV_EXPECT_UINT_EQ(rev, 1);
+    DKV_EXPECT_INT_EQ(fs_get(b, &b->connections), 1);
+    fs_set(b, &b->drop_now, 1);
+    apr_sleep(apr_time_from_msec(100));
+    DKV_EXPECT_OK(dkv_revision(&rev, c));
+    DKV_EXPECT_UINT_EQ(rev, 0);
+    DKV_EXPECT_INT_EQ(fs_get(a, &a->connections), 2);
+    dkv_close(c);
+    fs_stop(a);
+    fs_stop(b);
+    apr_pool_destroy(pool);
+}
+
+/* serializable_reads sets the header flag on reads, never on writes. */
+static void
+serializable_flag_on_reads(void)
+{
+    apr_pool_t *pool = dkv_test_pool();
+    fsrv_t *fs = fs_start(FS_NORMAL, pool);
+    dkv_open_opts_t o = quick_opts();
+    dkv_client_t *c = NULL;
+    dkv_item_t *item;
+    dkv_key_t k = { "k", 1 };
+    uint64_t n;
+    int64_t v;
+    int pass;
+
+    for (pass = 0; pass < 2; pass++) {
+        o.serializable_reads = pass;
+        DKV_ASSERT_OK(dkv_open(&c, fs_address(fs, pool), &o, pool));
+        put_str(c, "k", "v");
+        DKV_EXPECT_OK(dkv_get(&item, c, "k", 1, NULL, pool));
+        /* The fake node answers these ENOTIMPL: only the flags count. */
+        (void)dkv_get_many(&item, c, &k, 1, NULL, pool);
+        (void)dkv_count(&n, c, NULL);
+        (void)dkv_counter_get(&v, c, "k", 1);
+        apr_thread_mutex_lock(fs->lock);
+        DKV_EXPECT_UINT_EQ(fs->flags[DKV_MSG_GET],
+                           pass ? DKV_PROTO_FLAG_SERIALIZABLE : 0);
+        DKV_EXPECT_UINT_EQ(fs->flags[DKV_MSG_GET_MANY],
+                           pass ? DKV_PROTO_FLAG_SERIALIZABLE : 0);
+        DKV_EXPECT_UINT_EQ(fs->flags[DKV_MSG_COUNT],
+                           pass ? DKV_PROTO_FLAG_SERIALIZABLE : 0);
+        DKV_EXPECT_UINT_EQ(fs->flags[DKV_MSG_COUNTER_GET],
+                           pass ? DKV_PROTO_FLAG_SERIALIZABLE : 0);
+        DKV_EXPECT_UINT_EQ(fs->flags[DKV_MSG_PUT], 0);
+        DKV_EXPECT_UINT_EQ(fs->flags[DKV_MSG_MEMBERS], 0);
+        DKV_EXPECT_UINT_EQ(fs->flags[DKV_MSG_HELLO], 0);
+        DKV_EXPECT_INT_EQ(fs->ops[DKV_MSG_GET], pass + 1);
+        apr_thread_mutex_unlock(fs->lock);
+        dkv_close(c);
+        c = NULL;
+    }
+    fs_stop(fs);
+    apr_pool_destroy(pool);
+}
+
+/* A write the node answers ETIMEOUT (outcome unknown) comes back as
+ * is, sent once; one it answers EUNAVAILABLE (not applied) is sent again
+ * after pauses, a bounded number of times, then comes back as is. */
+static void
+write_outcomes_not_retried(void)
+{
+    static const dkv_status_t st[] = { DKV_EUNAVAILABLE, DKV_ETIMEOUT };
+    apr_pool_t *pool = dkv_test_pool();
+    fsrv_t *fs = fs_start(FS_NORMAL, pool);
+    dkv_open_opts_t o = quick_opts();
+    dkv_client_t *c = NULL;
+    dkv_result_t res;
+    int i, before, sent;
+
+    DKV_ASSERT_OK(dkv_open(&c, fs_address(fs, pool), &o, pool));
+    for (i = 0; i < 2; i++) {
+        before = fs_get(fs, &fs->ops[DKV_MSG_PUT]);
+        fs_set(fs, &fs->put_status, st[i]);
+        DKV_EXPECT_STATUS(dkv_put(&res, c, "k", 1, "v", 1, NULL), st[i]);
+        DKV_EXPECT_STATUS(res.status, st[i]);
+        DKV_EXPECT_INT_EQ(res.mutated, 0);
+        DKV_EXPECT_TRUE(strstr(dkv_last_error(), "no leader") != NULL);
+        sent = fs_get(fs, &fs->ops[DKV_MSG_PUT]) - before;
+        if (st[i] == DKV_ETIMEOUT) {
+            DKV_EXPECT_INT_EQ(sent, 1);
+        }
+        else {
+            DKV_EXPECT_TRUE(sent > 1 && sent <= 13);
+        }
+    }
+    fs_set(fs, &fs->put_status, DKV_OK);
+    put_str(c, "k", "v");
+    DKV_EXPECT_INT_EQ(fs_get(fs, &fs->connections), 1);
+    dkv_close(c);
+    fs_stop(fs);
+    apr_pool_destroy(pool);
+}
+
 /* See testutil.h. */
 void
 test_remote_register(void)
@@ -1493,4 +1755,9 @@ test_remote_register(void)
     DKV_TEST_ADD(s, watch_snapshot_cut);
     DKV_TEST_ADD(s, failure_results_from_node);
     DKV_TEST_ADD(s, parity_with_inproc);
+    DKV_TEST_ADD(s, discovers_members_and_fails_over);
+    DKV_TEST_ADD(s, no_members_no_discovery);
+    DKV_TEST_ADD(s, reconnect_moves_to_next_endpoint);
+    DKV_TEST_ADD(s, serializable_flag_on_reads);
+    DKV_TEST_ADD(s, write_outcomes_not_retried);
 }
