@@ -80,4 +80,26 @@ int dkv_transport_connected(dkv_transport_t *transport, uint32_t to);
  * runs after it returns.  NULL does nothing. */
 void dkv_transport_destroy(dkv_transport_t *transport);
 
+/* Counters of a transport's events since its creation (added by the
+ * transport's author; the tests read them). */
+typedef struct dkv_transport_stats {
+    uint64_t links_up;          /* outbound handshakes completed */
+    uint64_t inbound_up;        /* inbound handshakes accepted */
+    uint64_t refused;           /* inbound connections refused in the
+                                 * handshake (secret, store, peer id,
+                                 * garbage, timeout) */
+    uint64_t out_refused;       /* outbound handshakes this side refused
+                                 * (the peer failed to authenticate) */
+    uint64_t bad_frames;        /* inbound links dropped for a frame that
+                                 * failed (forged, replayed, truncated) */
+    uint64_t sent;              /* messages written to a link */
+    uint64_t received;          /* messages delivered to the callback */
+    uint64_t dropped;           /* messages refused by send (full queue,
+                                 * timeout, stopping) */
+} dkv_transport_stats_t;
+
+/* Copies TRANSPORT's counters into *STATS.  Thread-safe. */
+void dkv_transport_stats(dkv_transport_t *transport,
+                         dkv_transport_stats_t *stats);
+
 #endif /* DKV_CLUSTER_TRANSPORT_H */
