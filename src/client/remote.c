@@ -1416,7 +1416,8 @@ serializable_op(unsigned op)
  * DKV_ETRANSPORT when RETRY (idempotent operations) or when nothing was
  * sent; an answer DKV_EUNAVAILABLE (not applied) is retried after a pause
  * until the deadline (UNAVAILABLE_TRIES at most).  On DKV_OK, RP->res
- * holds the answer and its status is returned, with the node's message.  Release RP with reply_done in every case. */
+ * holds the answer and its status is returned, with the node's message.
+ * Release RP with reply_done in every case. */
 static dkv_status_t
 request(remote_t *rm, dkv_request_t *req, rm_reply_t *rp, int retry)
 {
