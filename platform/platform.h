@@ -44,6 +44,12 @@ dkv_status_t dkv_plat_rmtree(const char *path, apr_pool_t *pool);
  * Thread-safe. */
 unsigned dkv_plat_cpus(void);
 
+/* A process-wide lock usable before APR is initialized: the client takes
+ * it around apr_initialize and apr_terminate, whose reference count is
+ * not thread-safe.  Not recursive. */
+void dkv_plat_global_lock(void);
+void dkv_plat_global_unlock(void);
+
 /* ------------------------------------------------------------- daemons */
 
 /* Called when the process is asked to stop: REASON names the request

@@ -1,5 +1,6 @@
 /*
- * cpus.c -- the number of processors, Windows (GetSystemInfo).
+ * cpus.c -- the number of processors (GetSystemInfo) and the process-wide
+ * lock (a slim reader/writer lock, statically initialized), Windows.
  */
 #include "platform/platform.h"   /* first: APR includes winsock2.h
                                   * before windows.h */
@@ -14,4 +15,20 @@ dkv_plat_cpus(void)
     GetSystemInfo(&si);
     return si.dwNumberOfProcessors > 0 ? (unsigned)si.dwNumberOfProcessors
                                        : 1;
+}
+
+static SRWLOCK global_lock = SRWLOCK_INIT;
+
+/* See platform.h. */
+void
+dkv_plat_global_lock(void)
+{
+    AcquireSRWLockExclusive(&global_lock);
+}
+
+/* See platform.h. */
+void
+dkv_plat_global_unlock(void)
+{
+    ReleaseSRWLockExclusive(&global_lock);
 }

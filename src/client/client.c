@@ -411,6 +411,15 @@ canonical_dir(const char *dir, apr_pool_t *pool)
     return abs;
 }
 
+/* apr_terminate under the lock apr_initialize was called under. */
+static void
+terminate_apr(void)
+{
+    dkv_plat_global_lock();
+    apr_terminate();
+    dkv_plat_global_unlock();
+}
+
 /* See dkv/client.h. */
 dkv_status_t
 dkv_open(dkv_client_t **client, const char *address,
@@ -463,7 +472,10 @@ dkv_open(dkv_client_t **client, const char *address,
     }
 
     if (pool == NULL) {
+        /* APR counts its initializations without a lock. */
+        dkv_plat_global_lock();
         rv = apr_initialize();
+        dkv_plat_global_unlock();
         if (rv != APR_SUCCESS) {
             return dkv_error_set(rv, "%s: apr_initialize failed: %s", op,
                                  dkv_strerror(rv));
@@ -473,7 +485,7 @@ dkv_open(dkv_client_t **client, const char *address,
     rv = apr_pool_create(&cp, pool);
     if (rv != APR_SUCCESS) {
         if (own_apr) {
-            apr_terminate();
+            terminate_apr();
         }
         return dkv_error_set(rv, "%s: cannot create a pool", op);
     }
@@ -548,7 +560,7 @@ fail:
     }
     apr_pool_destroy(cp);
     if (own_apr) {
-        apr_terminate();
+        terminate_apr();
     }
     return rv;
 }
@@ -574,7 +586,7 @@ dkv_close(dkv_client_t *client)
     own_apr = client->own_apr;
     apr_pool_destroy(client->pool);
     if (own_apr) {
-        apr_terminate();
+        terminate_apr();
     }
 }
 
