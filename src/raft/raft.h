@@ -115,7 +115,8 @@ typedef struct dkv_raft_msg {
                                   * responses: match / hint; reads: index */
     uint64_t commit;             /* APPEND: leader's commit */
     uint64_t context;            /* READ_INDEX(_RESP) and heartbeats: the
-                                  * read round they belong to */
+                                  * read round they belong to; VOTE: 1
+                                  * when from a leadership transfer */
     int reject;
     uint64_t reject_hint;        /* APPEND_RESP reject: the follower's last
                                   * index (or a better guess) */
@@ -136,7 +137,13 @@ typedef struct dkv_raft_msg {
  * A leader's messages may be sent before its own entries are durable
  * (the paper's section 10.2.1); a follower's responses are only correct
  * after its entries and hard state are durable, and the core orders its
- * messages so that sending them all after persisting is right. */
+ * messages so that sending them all after persisting is right.
+ *
+ * Installing SNAPSHOT replaces the log: TRUNCATE_FROM then covers every
+ * persisted entry, and the snapshot becomes the compaction point.
+ * Inputs (step, tick, propose...) between dkv_raft_ready and
+ * dkv_raft_advance are allowed; what the ready points to stays valid.
+ * Call dkv_raft_ready once per advance. */
 typedef struct dkv_raft_read_state {
     uint64_t context;            /* as given to dkv_raft_read_index */
     uint64_t index;              /* serve the read once applied >= index */
@@ -176,11 +183,25 @@ typedef struct dkv_raft_config {
     size_t max_inflight;         /* APPENDs in flight per follower; 0: 64 */
     int no_prevote;              /* 1: no pre-vote phase */
     int no_check_quorum;         /* 1: no check-quorum */
+    /* Ticks a leader waits for a follower to answer a SNAPSHOT before it
+     * asks again (the caller should call dkv_raft_snapshot_failed as soon
+     * as it knows a transfer failed; this covers a follower that crashed
+     * before persisting what it received); 0: 20 election timeouts. */
+    unsigned snapshot_timeout_ticks;
     /* Randomness (election timeouts): a uniformly distributed 32-bit
      * number per call. */
     uint32_t (*random)(void *baton);
     void *random_baton;
+    /* TEST ONLY: deliberate bugs (DKV_RAFT_TEST_*) so the simulation
+     * can show that its invariant checks catch a broken core.  Always 0
+     * outside tests. */
+    unsigned test_faults;
 } dkv_raft_config_t;
+
+/* test_faults bits (tests only): grant every VOTE, even a second one in
+ * a term; commit entries of older terms by counting replicas. */
+#define DKV_RAFT_TEST_DOUBLE_VOTE      0x1u
+#define DKV_RAFT_TEST_COMMIT_OLD_TERMS 0x2u
 
 /* What a (re)starting node had persisted: the last snapshot or
  * compaction point (index 0 and the initial membership for a new
@@ -197,7 +218,9 @@ typedef struct dkv_raft_restore {
 } dkv_raft_restore_t;
 
 /* Creates a core.  Returns DKV_OK, DKV_EINVAL (bad config, or a
- * restore that does not hold together: gaps, commit beyond the log). */
+ * restore that does not hold together: gaps, commit beyond the log),
+ * APR_ENOMEM.  Running out of memory later, inside the core, aborts the
+ * process: a core cannot continue half-updated. */
 dkv_status_t dkv_raft_create(dkv_raft_t **raft,
                              const dkv_raft_config_t *config,
                              const dkv_raft_restore_t *restore);
@@ -222,7 +245,8 @@ dkv_status_t dkv_raft_propose(uint64_t *index, dkv_raft_t *raft,
                               const void *data, size_t len);
 
 /* Proposes a membership change.  DKV_ENOTLEADER; DKV_ECONFLICT when a
- * change is still uncommitted; DKV_EINVAL when it makes no sense
+ * change is still uncommitted or the leader has not yet committed an
+ * entry of its own term (retry later); DKV_EINVAL when it makes no sense
  * (adding a member, promoting a non-learner, removing the last voter,
  * more than DKV_RAFT_MAX_MEMBERS). */
 dkv_status_t dkv_raft_propose_conf(uint64_t *index, dkv_raft_t *raft,
@@ -239,9 +263,13 @@ void dkv_raft_read_index(dkv_raft_t *raft, uint64_t context);
 dkv_status_t dkv_raft_transfer(dkv_raft_t *raft, uint32_t to);
 
 /* The caller has a snapshot of its state machine at applied index INDEX
- * (<= applied): entries up to INDEX may be dropped from memory, and the
- * core will ask for a snapshot (a DKV_RAFT_MSG_SNAPSHOT message) for a
- * follower that needs them.  Returns DKV_OK or DKV_EINVAL. */
+ * (<= applied, and persisted): entries up to INDEX may be dropped from
+ * memory, and the core will ask for a snapshot (a DKV_RAFT_MSG_SNAPSHOT
+ * message, carrying the compaction point's metadata; the caller may
+ * send a newer state, rewriting the metadata with
+ * dkv_raft_snapshot_meta) for a follower that needs them.  An INDEX at
+ * or below the compaction point does nothing.  Returns DKV_OK or
+ * DKV_EINVAL. */
 dkv_status_t dkv_raft_compact(dkv_raft_t *raft, uint64_t index);
 
 /* The caller failed to deliver the snapshot to TO: the core goes back
@@ -281,8 +309,9 @@ dkv_status_t dkv_raft_term(uint64_t *term, const dkv_raft_t *raft,
                            uint64_t index);
 
 /* The snapshot metadata for the state machine at applied index INDEX
- * (compaction point <= INDEX <= applied): its term and the membership
- * in force at INDEX.  Returns DKV_OK or DKV_ENOTFOUND. */
+ * (compaction point <= INDEX <= commit): its term and the membership
+ * in force at INDEX.  Returns DKV_OK or DKV_ENOTFOUND (also while a
+ * received snapshot waits in a ready: call it right after an advance). */
 dkv_status_t dkv_raft_snapshot_meta(dkv_raft_snapshot_meta_t *meta,
                                     const dkv_raft_t *raft, uint64_t index);
 
