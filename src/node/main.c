@@ -9,6 +9,7 @@
  * in use, store unusable), 2 for bad settings.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -56,6 +57,12 @@ typedef struct settings {
     int no_sync;
     int help;
     int version;
+    uint64_t node_id;
+    const char *peers;
+    const char *secret_file;
+    uint64_t heartbeat;
+    uint64_t election;
+    uint64_t snapshot_entries;
 } settings_t;
 
 enum {
@@ -86,8 +93,8 @@ static dkv_config_opt_t options[] = {
       "The client port (required).  0 picks a free port: it is printed "
       "on stdout, logged, and written to --port-file.", 0, 0 },
     { "cluster-port", DKV_CONF_UINT, &set.cluster_port, 1, 65535, "N",
-      "The cluster port for replication: recorded and logged, but not "
-      "bound yet (replication comes in a later version).", 0, 0 },
+      "The cluster port replication listens on (default: this node's "
+      "entry in --peers).", 0, 0 },
     { "port-file", DKV_CONF_STRING, &set.port_file, 0, 0, "FILE",
       "Write the bound client port (a decimal number and a newline) to "
       "FILE once the node serves.", 0, 0 },
@@ -132,6 +139,24 @@ static dkv_config_opt_t options[] = {
       "UNSAFE: do not sync commits to disk.  Faster, but a crash of the "
       "machine (not only of the node) can lose acknowledged writes.", 0,
       0 },
+    { "node-id", DKV_CONF_UINT, &set.node_id, 1, 0x7FFFFFFF, "N",
+      "This node's id in the store's group (default 1).", 0, 0 },
+    { "peers", DKV_CONF_STRING, &set.peers, 0, 0, "LIST",
+      "Every member of the store's group, this node included: "
+      "ID=HOST:CLUSTERPORT:CLIENTPORT,...  (IPv6 hosts in brackets).  "
+      "Default: none, a store of one node.", 0, 0 },
+    { "secret-file", DKV_CONF_STRING, &set.secret_file, 0, 0, "FILE",
+      "The store's 256-bit secret, 64 hex digits (required with "
+      "--peers): nodes prove they hold it on every cluster link.", 0, 0 },
+    { "heartbeat-interval", DKV_CONF_UINT, &set.heartbeat, 1, 60000, "MS",
+      "The Raft tick: heartbeats go out this often (default 100).", 0,
+      0 },
+    { "election-timeout", DKV_CONF_UINT, &set.election, 2, 600000, "MS",
+      "Base election timeout, randomized in [T, 2T); at least two "
+      "heartbeat intervals (default 1000).", 0, 0 },
+    { "snapshot-entries", DKV_CONF_UINT, &set.snapshot_entries, 1, 0, "N",
+      "Compact the Raft log after this many applied entries (default "
+      "10000).", 0, 0 },
     { "help", DKV_CONF_FLAG, &set.help, 0, 0, NULL,
       "Show this help and exit.", 1, 0 },
     { "version", DKV_CONF_FLAG, &set.version, 0, 0, NULL,
@@ -170,6 +195,143 @@ bad_settings(const char *msg)
 {
     fprintf(stderr, PROG ": %s\nTry '" PROG " --help'.\n", msg);
     return 2;
+}
+
+/* Parses --peers: ID=HOST:CLUSTERPORT:CLIENTPORT,... into *MEMBERS.
+ * Returns NULL or what is wrong. */
+static const char *
+parse_peers(dkv_service_member_t **members, size_t *n, const char *list,
+            apr_pool_t *pool)
+{
+    char *copy = apr_pstrdup(pool, list), *item, *last = NULL;
+    dkv_service_member_t *m;
+    size_t cap = 1, i;
+    const char *c;
+
+    for (c = list; *c; c++) {
+        cap += *c == ',';
+    }
+    m = apr_pcalloc(pool, cap * sizeof(*m));
+    *n = 0;
+    for (item = apr_strtok(copy, ",", &last); item != NULL;
+         item = apr_strtok(NULL, ",", &last)) {
+        char *eq = strchr(item, '='), *host, *ports, *end, *colon;
+        unsigned long id, cport, lport;
+
+        while (*item == ' ') {
+            item++;
+        }
+        if (eq == NULL) {
+            return apr_psprintf(pool, "--peers: '%s' is not "
+                                "ID=HOST:CLUSTERPORT:CLIENTPORT", item);
+        }
+        *eq = '\0';
+        id = strtoul(item, &end, 10);
+        if (end == item || *end != '\0' || id == 0 || id > 0x7FFFFFFFul) {
+            return apr_psprintf(pool, "--peers: bad node id '%s'", item);
+        }
+        host = eq + 1;
+        if (*host == '[') {
+            char *close = strchr(host, ']');
+
+            if (close == NULL || close[1] != ':') {
+                return apr_psprintf(pool, "--peers: bad host in '%s'", host);
+            }
+            *close = '\0';
+            host++;
+            ports = close + 2;
+        }
+        else {
+            colon = strchr(host, ':');
+            if (colon == NULL) {
+                return apr_psprintf(pool, "--peers: no ports for node %lu",
+                                    id);
+            }
+            *colon = '\0';
+            ports = colon + 1;
+        }
+        cport = strtoul(ports, &end, 10);
+        if (end == ports || *end != ':' || cport == 0 || cport > 65535) {
+            return apr_psprintf(pool, "--peers: bad cluster port for node "
+                                "%lu", id);
+        }
+        ports = end + 1;
+        lport = strtoul(ports, &end, 10);
+        if (end == ports || *end != '\0' || lport > 65535) {
+            return apr_psprintf(pool, "--peers: bad client port for node "
+                                "%lu", id);
+        }
+        if (*host == '\0') {
+            return apr_psprintf(pool, "--peers: empty host for node %lu",
+                                id);
+        }
+        for (i = 0; i < *n; i++) {
+            if (m[i].id == id) {
+                return apr_psprintf(pool, "--peers: node %lu appears twice",
+                                    id);
+            }
+        }
+        m[*n].id = (uint32_t)id;
+        m[*n].host = host;
+        m[*n].cluster_port = (unsigned)cport;
+        m[*n].client_port = (unsigned)lport;
+        (*n)++;
+    }
+    if (*n == 0) {
+        return "--peers: no members";
+    }
+    *members = m;
+    return NULL;
+}
+
+/* Reads the store's secret (64 hex digits) into sodium memory. */
+static dkv_status_t
+load_secret(unsigned char **secret, const char *path, apr_pool_t *pool)
+{
+    char buf[200];
+    apr_file_t *f;
+    apr_size_t got = sizeof(buf) - 1, len;
+    const char *end;
+    size_t bin = 0;
+    char *p;
+    apr_status_t rv;
+
+    rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY, 0, pool);
+    if (rv != APR_SUCCESS) {
+        return dkv_error_set(DKV_EINVAL, "--secret-file %s: %s", path,
+                             dkv_strerror(rv));
+    }
+    rv = apr_file_read(f, buf, &got);
+    apr_file_close(f);
+    if (rv != APR_SUCCESS && rv != APR_EOF) {
+        return dkv_error_set(DKV_EINVAL, "--secret-file %s: %s", path,
+                             dkv_strerror(rv));
+    }
+    buf[got] = '\0';
+    p = buf;
+    while (*p == ' ' || *p == '\t' || *p == '\r' || *p == '\n') {
+        p++;
+    }
+    len = strlen(p);
+    while (len > 0 && (p[len - 1] == ' ' || p[len - 1] == '\t'
+                       || p[len - 1] == '\r' || p[len - 1] == '\n')) {
+        len--;
+    }
+    *secret = sodium_malloc(32);
+    if (*secret == NULL) {
+        return dkv_error_set(APR_ENOMEM, "out of memory");
+    }
+    if (len != 64 || sodium_hex2bin(*secret, 32, p, len, NULL, &bin, &end)
+                         != 0 || bin != 32) {
+        sodium_memzero(buf, sizeof(buf));
+        sodium_free(*secret);
+        *secret = NULL;
+        return dkv_error_set(DKV_EINVAL, "--secret-file %s: the secret must "
+                             "be 64 hex digits (256 bits)", path);
+    }
+    sodium_memzero(buf, sizeof(buf));
+    sodium_mprotect_readonly(*secret);
+    return DKV_OK;
 }
 
 /* Reads the token file into a digest in sodium memory (*DIGEST, free with
@@ -294,6 +456,19 @@ check_settings(apr_pool_t *pool)
                  (unsigned long long)(set.max_value + MIB));
         return msg;
     }
+    if (set.heartbeat == 0) {
+        set.heartbeat = 100;
+    }
+    if (set.election == 0) {
+        set.election = 1000;
+    }
+    if (set.election < 2 * set.heartbeat) {
+        return "--election-timeout must be at least two "
+               "--heartbeat-interval";
+    }
+    if (set.peers != NULL && set.secret_file == NULL) {
+        return "--peers needs --secret-file (the store's secret)";
+    }
     if (set.idle_timeout > 10u * 365 * 86400
         || set.request_timeout > 10u * 365 * 86400) {
         return "timeouts are limited to 10 years";
@@ -306,7 +481,9 @@ main(int argc, const char *const *argv)
 {
     apr_pool_t *pool, *engine_pool, *service_pool;
     dkv_log_level_t level = DKV_LOG_INFO;
-    unsigned char *token_hash = NULL;
+    unsigned char *token_hash = NULL, *secret = NULL;
+    dkv_service_member_t *members = NULL;
+    size_t nmembers = 0;
     dkv_engine_opts_t eopts;
     dkv_service_opts_t sopts;
     dkv_node_opts_t nopts;
@@ -316,7 +493,7 @@ main(int argc, const char *const *argv)
     const char *problem, *reason = "stop requested", *cfg;
     uint64_t fd_limit = 0;
     dkv_status_t st;
-    char cluster[48];
+    char cluster[64];
     apr_status_t rv;
 
     if (apr_app_initialize(&argc, &argv, NULL) != APR_SUCCESS) {
@@ -364,6 +541,15 @@ main(int argc, const char *const *argv)
     if (set.token_file != NULL
         && load_token(&token_hash, set.token_file, pool) != DKV_OK) {
         return bad_settings(dkv_last_error());
+    }
+    if (set.peers != NULL) {
+        problem = parse_peers(&members, &nmembers, set.peers, pool);
+        if (problem != NULL) {
+            return bad_settings(problem);
+        }
+        if (load_secret(&secret, set.secret_file, pool) != DKV_OK) {
+            return bad_settings(dkv_last_error());
+        }
     }
     if (dkv_log_open(PROG, set.log_file, level, pool) != DKV_OK) {
         return bad_settings(dkv_last_error());
@@ -420,6 +606,21 @@ main(int argc, const char *const *argv)
     memset(&sopts, 0, sizeof(sopts));
     sopts.readers = (unsigned)set.readers;
     sopts.instance = set.instance;
+    sopts.node_id = (uint32_t)(set.node_id ? set.node_id : 1);
+    sopts.members = members;
+    sopts.nmembers = nmembers;
+    sopts.secret = secret;
+    sopts.store = set.store;
+    sopts.cluster_bind = set.bind;
+    sopts.cluster_port = (unsigned)set.cluster_port;
+    sopts.tick_ms = (unsigned)set.heartbeat;
+    sopts.election_ticks = (unsigned)((set.election + set.heartbeat - 1)
+                                      / set.heartbeat);
+    sopts.snapshot_entries = set.snapshot_entries;
+    sopts.data_dir = set.data_dir;
+    sopts.request_timeout_ms = (unsigned)(set.request_timeout
+                                          ? set.request_timeout * 1000
+                                          : 30000);
     apr_pool_create(&service_pool, NULL);
     st = dkv_service_create(&service, engine, &sopts, dkv_node_send, node,
                             service_pool);
@@ -437,11 +638,23 @@ main(int argc, const char *const *argv)
         && write_port_file(set.port_file, node->port, pool) != DKV_OK) {
         dkv_log(DKV_LOG_ERROR, "%s", dkv_last_error());
     }
-    if (options[OPT_CLUSTER_PORT].set) {
-        snprintf(cluster, sizeof(cluster), "%llu (recorded; not bound yet)",
-                 (unsigned long long)set.cluster_port);
+    if (nmembers > 1) {
+        snprintf(cluster, sizeof(cluster), "%llu (node %u of %u)",
+                 (unsigned long long)set.cluster_port,
+                 (unsigned)sopts.node_id, (unsigned)nmembers);
+        if (!options[OPT_CLUSTER_PORT].set) {
+            size_t i;
+
+            for (i = 0; i < nmembers; i++) {
+                if (members[i].id == sopts.node_id) {
+                    snprintf(cluster, sizeof(cluster), "%u (node %u of %u)",
+                             members[i].cluster_port,
+                             (unsigned)sopts.node_id, (unsigned)nmembers);
+                }
+            }
+        }
     } else {
-        apr_cpystrn(cluster, "none", sizeof(cluster));
+        apr_cpystrn(cluster, "none (a store of one node)", sizeof(cluster));
     }
     dkv_log(DKV_LOG_INFO, "started " PROG " %s: store %s, instance %s, "
             "client port %s, cluster port %s, data dir %s, pollset %s, "
@@ -470,6 +683,9 @@ main(int argc, const char *const *argv)
     dkv_log_close();
     if (token_hash != NULL) {
         sodium_free(token_hash);
+    }
+    if (secret != NULL) {
+        sodium_free(secret);
     }
     return 0;
 }

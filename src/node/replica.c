@@ -1,2 +1,1797 @@
-/* replica.c -- being written. */
-typedef int dkv_stub_replica_t;
+/*
+ * replica.c -- the replica thread of dkv-node: it orders the store's
+ * writes through the Raft group (docs/internals/replication.md).
+ *
+ * One thread drives the Raft core (src/raft) and is the only writer of
+ * the engine.  Each pass it takes what the service queued (writes,
+ * linearizable reads, watch controls, closes, the shutdown mark) and what
+ * peers sent (through the transport's callback, into an inbox beside the
+ * service's write queue), ticks the core on the real clock, turns the
+ * pass's writes into ONE proposal (on the leader) or one PROPOSE message
+ * to the leader (on a follower), asks ONE read index for the pass's
+ * reads, then takes the core's ready and, in ONE engine write context,
+ * persists the hard state and the log, applies every committed entry and
+ * stores the applied index: one sync.  Then it sends the core's
+ * messages, answers the requests of entries this node proposed, delivers
+ * the events to the watch hub and hands the reads whose index is applied
+ * to the reader threads.
+ *
+ * Everything here runs on the replica thread except dkv_replica_members
+ * (reader threads: under the service's slock), the transport's receive
+ * callback (into the inbox, under the write queue's lock) and the
+ * snapshot sender threads (which only read the engine and send).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include <apr_file_io.h>
+#include <apr_strings.h>
+#include <apr_time.h>
+
+#include "common/alloc.h"
+#include "common/codec.h"
+#include "common/log.h"
+#include "common/status.h"
+#include "client/exec.h"
+#include "cluster/transport.h"
+#include "node/service-int.h"
+#include "raft/raft.h"
+
+/* Node messages on the cluster links (replication.md). */
+#define NMSG_RAFT 1
+#define NMSG_PROPOSE 2
+#define NMSG_REFUSED 3
+#define NMSG_SNAP_CHUNK 4
+#define NMSG_SNAP_END 5
+/* Inbox notes of this process (never on the wire): a snapshot sender
+ * finished (u8 ok, u32 peer). */
+#define NOTE_SNAP_SENT 0x81
+
+/* Entry kinds. */
+#define ENTRY_REQUESTS 1
+#define ENTRY_EXPIRE 2
+#define ENTRY_HEADER 29          /* kind, origin, seq, now, max, count */
+
+#define EXPIRE_CHUNK 1000
+#define SNAP_CHUNK_BYTES (1024u * 1024u)
+#define SNAP_SEND_TIMEOUT_MS 10000
+/* Compact the log once this many bytes of entries were applied. */
+#define COMPACT_BYTES (8u * 1024u * 1024u)
+/* How long shutdown waits for proposals in flight. */
+#define STOP_WAIT_MS 3000
+
+/* A proposal of this node waiting for its entry to be applied. */
+typedef struct prop {
+    struct prop *next;
+    uint64_t seq;
+    uint64_t index;              /* the index it got as leader; 0: sent */
+    uint64_t term;               /* the term it was proposed in: the
+                                  * leader appends it in that term or
+                                  * refuses it */
+    int64_t deadline;            /* real ms: outcome unknown after it */
+    int expire;                  /* an expiry proposal (no items) */
+    dkv_svc_item_t *items;       /* in entry order */
+} prop_t;
+
+/* Linearizable reads waiting for their read index, then for it to be
+ * applied. */
+typedef struct rwait {
+    struct rwait *next;
+    uint64_t ctx;
+    uint64_t index;
+    int known;                   /* INDEX is the read index */
+    int retry;                   /* ask again (the last ask failed) */
+    int64_t deadline;
+    dkv_svc_item_t *items;
+} rwait_t;
+
+/* A message from a peer (FROM nonzero) or a note (FROM 0). */
+typedef struct inmsg {
+    struct inmsg *next;
+    uint32_t from;
+    unsigned char *buf;
+    size_t len;
+} inmsg_t;
+
+/* A snapshot on its way to one peer (its own thread). */
+typedef struct snapsend {
+    struct snapsend *next;
+    dkv_replica_t *rep;
+    uint32_t to;
+    uint64_t id;
+    dkv_eng_read_t *read;
+    dkv_raft_msg_t msg;
+    apr_thread_t *thread;
+    /* The chunk being filled. */
+    unsigned char *chunk;
+    size_t used;
+    uint64_t offset;
+    int failed;
+} snapsend_t;
+
+struct dkv_replica {
+    dkv_service_t *svc;
+    apr_pool_t *pool;
+    apr_pool_t *apool;           /* one pass's decode and engine scratch */
+    apr_pool_t *cpool;           /* a watch control's scratch */
+    dkv_raft_t *raft;
+    dkv_transport_t *tp;
+    uint32_t self;
+    dkv_service_member_t *members;
+    size_t nmembers;
+    int64_t tick_ms;
+    int64_t election_ms;
+    uint64_t snapshot_entries;
+    int64_t request_timeout;
+    const char *snap_path;
+
+    /* The inbox (under svc->wq.lock). */
+    inmsg_t *in_head, *in_tail;
+
+    /* The loop's own state. */
+    uint64_t next_seq;
+    uint64_t next_ctx;
+    prop_t *props;
+    rwait_t *rwaits;
+    dkv_svc_item_t *held, **held_tail;   /* writes waiting for a leader */
+    int64_t held_deadline;
+    dkv_svc_item_t *done, **done_tail;   /* answered by this pass */
+    uint64_t applied;
+    uint64_t compacted;
+    uint64_t compact_to;         /* log entries to delete in the next pass */
+    uint64_t applied_bytes;      /* entry bytes applied since compaction */
+    int64_t store_now;           /* time of the last applied entry */
+    int64_t next_tick;
+    dkv_raft_role_t role;
+    uint32_t leader;             /* also read by members (under slock) */
+    uint64_t term;
+    int64_t leader_since;        /* real ms */
+    int expire_inflight;
+    int64_t next_check;          /* store ms: look for due expiries */
+    uint64_t rng[2];             /* the core's randomness */
+
+    /* A snapshot being received. */
+    apr_file_t *snap_file;
+    uint64_t snap_id;
+    uint64_t snap_got;
+    int snap_ready;              /* the file is complete */
+
+    snapsend_t *sending;
+    uint64_t next_snap_id;
+    int stopping;
+};
+
+static int64_t
+real_ms(void)
+{
+    return (int64_t)(apr_time_now() / 1000);
+}
+
+/* The core's randomness: xorshift128+ seeded from the system. */
+static uint32_t
+rep_random(void *baton)
+{
+    dkv_replica_t *rep = baton;
+    uint64_t s1 = rep->rng[0];
+    const uint64_t s0 = rep->rng[1];
+
+    rep->rng[0] = s0;
+    s1 ^= s1 << 23;
+    rep->rng[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+    return (uint32_t)((rep->rng[1] + s0) >> 32);
+}
+
+/* Stops the process: a committed entry could not be applied here, and
+ * going on would make this replica diverge from the others. */
+static void
+fatal(const char *what, dkv_status_t rv)
+{
+    dkv_log(DKV_LOG_ERROR, "replica: %s: %s (%s); stopping so this node "
+            "does not diverge from the store -- it resumes from its log "
+            "when restarted after the cause is fixed", what,
+            dkv_last_error()[0] ? dkv_last_error() : "no detail",
+            dkv_strerror(rv));
+    exit(1);
+}
+
+/* ================================================================ inbox */
+
+static void
+inbox_push(dkv_replica_t *rep, uint32_t from, unsigned char *buf,
+           size_t len)
+{
+    dkv_service_t *svc = rep->svc;
+    inmsg_t *m = dkv_malloc(sizeof(*m));
+
+    if (m == NULL) {
+        dkv_free(buf);
+        return;
+    }
+    m->next = NULL;
+    m->from = from;
+    m->buf = buf;
+    m->len = len;
+    apr_thread_mutex_lock(svc->wq.lock);
+    if (rep->in_tail != NULL) {
+        rep->in_tail->next = m;
+    }
+    else {
+        rep->in_head = m;
+    }
+    rep->in_tail = m;
+    apr_thread_cond_signal(svc->wq.cond);
+    apr_thread_mutex_unlock(svc->wq.lock);
+}
+
+/* The transport's callback (a reader thread). */
+static void
+on_message(void *baton, uint32_t from, unsigned char *msg, size_t len)
+{
+    if (from == 0 || len == 0) {
+        dkv_free(msg);
+        return;
+    }
+    inbox_push(baton, from, msg, len);
+}
+
+/* ============================================================== sending */
+
+/* Sends node message TYPE + BODY to peer TO (copies BODY). */
+static void
+send_node(dkv_replica_t *rep, uint32_t to, unsigned type,
+          const unsigned char *body, size_t len)
+{
+    unsigned char *buf;
+
+    if (rep->tp == NULL) {
+        return;
+    }
+    buf = dkv_malloc(len + 1);
+    if (buf == NULL) {
+        return;
+    }
+    buf[0] = (unsigned char)type;
+    if (len > 0) {
+        memcpy(buf + 1, body, len);
+    }
+    (void)dkv_transport_send(rep->tp, to, buf, len + 1);
+}
+
+/* ============================================================ answering */
+
+static void
+done_add(dkv_replica_t *rep, dkv_svc_item_t *it)
+{
+    it->next = NULL;
+    *rep->done_tail = it;
+    rep->done_tail = &it->next;
+}
+
+/* Answers every item of LIST with RV and MSG. */
+static void
+fail_items(dkv_replica_t *rep, dkv_svc_item_t *list, dkv_status_t rv,
+           const char *msg)
+{
+    dkv_svc_item_t *it;
+    dkv_request_t req;
+
+    while ((it = list) != NULL) {
+        list = it->next;
+        if (dkv_svc_decode(&req, it, rep->apool) == DKV_OK) {
+            dkv_error_set(rv, "%s", msg);
+            dkv_svc_set_status(it, rv, rep->apool);
+        }
+        done_add(rep, it);
+    }
+}
+
+/* Sends every answer of this pass, one buffer per run of answers to
+ * the same connection, and recycles the items. */
+static void
+answer_done(dkv_replica_t *rep)
+{
+    dkv_svc_out_t out;
+    dkv_svc_item_t *it;
+    uint64_t n = 0;
+
+    /* Counted before any answer leaves. */
+    for (it = rep->done; it != NULL; it = it->next) {
+        n++;
+    }
+    if (n > 0) {
+        apr_thread_mutex_lock(rep->svc->slock);
+        rep->svc->stats.writes += n;
+        apr_thread_mutex_unlock(rep->svc->slock);
+    }
+    memset(&out, 0, sizeof(out));
+    while ((it = rep->done) != NULL) {
+        rep->done = it->next;
+        dkv_svc_out_add(rep->svc, &out, it);
+        dkv_svc_item_put(rep->svc, it);
+    }
+    rep->done_tail = &rep->done;
+    dkv_svc_out_flush(rep->svc, &out);
+}
+
+/* ============================================================ proposals */
+
+/* Builds an entry of KIND with the frames of ITEMS (may be NULL). */
+static unsigned char *
+entry_build(size_t *len, dkv_replica_t *rep, unsigned kind, uint64_t seq,
+            dkv_svc_item_t *items)
+{
+    dkv_svc_item_t *it;
+    size_t size = ENTRY_HEADER, n = 0;
+    unsigned char *buf, *p;
+
+    for (it = items; it != NULL; it = it->next) {
+        size += 4 + it->len;
+        n++;
+    }
+    buf = dkv_malloc(size);
+    if (buf == NULL) {
+        return NULL;
+    }
+    buf[0] = (unsigned char)kind;
+    dkv_put_be32(buf + 1, rep->self);
+    dkv_put_be64(buf + 5, seq);
+    dkv_put_be64s(buf + 13, dkv_svc_now(rep->svc));
+    dkv_put_be32(buf + 21, (uint32_t)rep->svc->max_value);
+    dkv_put_be32(buf + 25, (uint32_t)n);
+    p = buf + ENTRY_HEADER;
+    for (it = items; it != NULL; it = it->next) {
+        dkv_put_be32(p, (uint32_t)it->len);
+        memcpy(p + 4, it->frame, it->len);
+        p += 4 + it->len;
+    }
+    *len = size;
+    return buf;
+}
+
+static prop_t *
+prop_new(dkv_replica_t *rep, dkv_svc_item_t *items)
+{
+    prop_t *pr = dkv_calloc(1, sizeof(*pr));
+
+    if (pr == NULL) {
+        return NULL;
+    }
+    pr->seq = ++rep->next_seq;
+    pr->term = rep->term;
+    pr->items = items;
+    pr->deadline = real_ms() + rep->request_timeout;
+    pr->next = rep->props;
+    rep->props = pr;
+    return pr;
+}
+
+/* Unlinks and frees PR (its items are the caller's). */
+static void
+prop_free(dkv_replica_t *rep, prop_t *pr)
+{
+    prop_t **pp;
+
+    for (pp = &rep->props; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == pr) {
+            *pp = pr->next;
+            break;
+        }
+    }
+    if (pr->expire) {
+        rep->expire_inflight = 0;
+    }
+    dkv_free(pr);
+}
+
+static prop_t *
+prop_find(dkv_replica_t *rep, uint64_t seq)
+{
+    prop_t *pr;
+
+    for (pr = rep->props; pr != NULL; pr = pr->next) {
+        if (pr->seq == seq) {
+            return pr;
+        }
+    }
+    return NULL;
+}
+
+/* Fails proposal PR (definitely not applied when RV is EUNAVAILABLE). */
+static void
+prop_fail(dkv_replica_t *rep, prop_t *pr, dkv_status_t rv,
+          const char *msg)
+{
+    fail_items(rep, pr->items, rv, msg);
+    pr->items = NULL;
+    prop_free(rep, pr);
+}
+
+/* Proposes (leader) or forwards (follower) the writes ITEMS as one
+ * entry; with no leader they are held. */
+static void
+propose_items(dkv_replica_t *rep, dkv_svc_item_t *items)
+{
+    unsigned char *data;
+    size_t len = 0;
+    prop_t *pr;
+    dkv_svc_item_t *last;
+
+    if (items == NULL) {
+        return;
+    }
+    if (rep->leader == 0 || (rep->leader != rep->self && rep->tp == NULL)) {
+        if (rep->held == NULL) {
+            rep->held_deadline = real_ms() + 3 * rep->election_ms;
+        }
+        *rep->held_tail = items;
+        for (last = items; last->next != NULL; last = last->next) {
+        }
+        rep->held_tail = &last->next;
+        return;
+    }
+    pr = prop_new(rep, items);
+    data = pr ? entry_build(&len, rep, ENTRY_REQUESTS, pr->seq, items)
+              : NULL;
+    if (data == NULL) {
+        if (pr != NULL) {
+            pr->items = NULL;
+            prop_free(rep, pr);
+        }
+        fail_items(rep, items, APR_ENOMEM, "out of memory");
+        return;
+    }
+    if (rep->leader == rep->self) {
+        if (dkv_raft_propose(&pr->index, rep->raft, data, len) != DKV_OK) {
+            prop_fail(rep, pr, DKV_EUNAVAILABLE, "the node lost its "
+                      "leadership; the write was not applied (retry)");
+        }
+    }
+    else {
+        unsigned char *msg = dkv_malloc(8 + len);
+
+        if (msg != NULL) {
+            dkv_put_be64(msg, pr->term);
+            memcpy(msg + 8, data, len);
+            send_node(rep, rep->leader, NMSG_PROPOSE, msg, 8 + len);
+            dkv_free(msg);
+        }
+    }
+    dkv_free(data);
+}
+
+/* A PROPOSE from peer FROM (the term it was sent in, then the entry):
+ * proposed as is when this node leads in that very term, else refused.
+ * So an entry forwarded in term T is appended in T or never, and its
+ * origin knows it is lost once it applies an entry of a later term. */
+static void
+on_propose(dkv_replica_t *rep, uint32_t from, const unsigned char *msg,
+           size_t mlen)
+{
+    const unsigned char *data = msg + 8;
+    size_t len = mlen - 8;
+    unsigned char seq[8];
+
+    if (mlen < 8 + ENTRY_HEADER || data[0] != ENTRY_REQUESTS
+        || dkv_get_be32(data + 1) != from) {
+        dkv_log(DKV_LOG_WARN, "replica: malformed proposal from node %u",
+                (unsigned)from);
+        return;
+    }
+    if (dkv_get_be64(msg) == rep->term && rep->leader == rep->self
+        && dkv_raft_propose(NULL, rep->raft, data, len) == DKV_OK) {
+        return;
+    }
+    memcpy(seq, data + 5, 8);
+    send_node(rep, from, NMSG_REFUSED, seq, 8);
+}
+
+/* The leader proposes expiry when something is due (one at a time, and
+ * not in a new leader's first election timeout: a lease is never cut
+ * short by a leader change). */
+static void
+maybe_expire(dkv_replica_t *rep)
+{
+    dkv_service_t *svc = rep->svc;
+    int64_t now = dkv_svc_now(svc), next;
+    dkv_eng_read_t *r;
+    unsigned char *data;
+    size_t len;
+    prop_t *pr;
+
+    if (rep->leader != rep->self || rep->expire_inflight || svc->shutting
+        || now < rep->next_check) {
+        return;
+    }
+    if (rep->nmembers > 1
+        && real_ms() < rep->leader_since + rep->election_ms) {
+        return;
+    }
+    rep->next_check = now + svc->interval;
+    if (dkv_engine_read_begin(&r, svc->engine, now) != DKV_OK) {
+        return;
+    }
+    next = dkv_engine_next_expiry(r);
+    dkv_engine_read_end(r);
+    if (next == 0) {
+        return;
+    }
+    if (next > now) {
+        if (next < rep->next_check) {
+            rep->next_check = next;
+        }
+        return;
+    }
+    pr = prop_new(rep, NULL);
+    data = pr ? entry_build(&len, rep, ENTRY_EXPIRE, pr->seq, NULL) : NULL;
+    if (data == NULL) {
+        if (pr != NULL) {
+            prop_free(rep, pr);
+        }
+        return;
+    }
+    pr->expire = 1;
+    rep->expire_inflight = 1;
+    if (dkv_raft_propose(&pr->index, rep->raft, data, len) != DKV_OK) {
+        prop_free(rep, pr);
+    }
+    dkv_free(data);
+}
+
+/* ================================================================ apply */
+
+/* Applies committed entry E in W. */
+static void
+apply_entry(dkv_replica_t *rep, dkv_eng_write_t *w,
+            const dkv_raft_entry_t *e)
+{
+    dkv_service_t *svc = rep->svc;
+    const unsigned char *p = e->data, *end = e->data + e->len;
+    unsigned kind;
+    uint32_t origin, count, i;
+    uint64_t seq;
+    int64_t now;
+    size_t max_value;
+    prop_t *pr = NULL, *other, *next;
+    dkv_svc_item_t *it;
+    dkv_status_t rv;
+
+    if (e->type != DKV_RAFT_ENTRY_NORMAL || e->len == 0) {
+        goto others;
+    }
+    if (e->len < ENTRY_HEADER) {
+        dkv_log(DKV_LOG_ERROR, "replica: entry %llu is malformed; skipped",
+                (unsigned long long)e->index);
+        goto others;
+    }
+    kind = p[0];
+    origin = dkv_get_be32(p + 1);
+    seq = dkv_get_be64(p + 5);
+    now = dkv_get_be64s(p + 13);
+    max_value = dkv_get_be32(p + 21);
+    count = dkv_get_be32(p + 25);
+    p += ENTRY_HEADER;
+    if (now < rep->store_now) {
+        now = rep->store_now;
+    }
+    rep->store_now = now;
+    dkv_engine_write_set_now(w, now);
+    if (origin == rep->self) {
+        pr = prop_find(rep, seq);
+    }
+    if (kind == ENTRY_EXPIRE) {
+        uint64_t expired = 0;
+        int more = 0;
+
+        rv = dkv_engine_expire_due(&expired, &more, w, EXPIRE_CHUNK);
+        if (!dkv_exec_is_logical(rv)) {
+            fatal("cannot apply an expiry", rv);
+        }
+        if (more) {
+            rep->next_check = 0;
+        }
+        apr_thread_mutex_lock(svc->slock);
+        svc->stats.expired += expired;
+        apr_thread_mutex_unlock(svc->slock);
+    }
+    else if (kind == ENTRY_REQUESTS) {
+        dkv_svc_item_t *mine = pr != NULL ? pr->items : NULL;
+
+        apr_thread_mutex_lock(svc->slock);
+        if (count > svc->stats.largest) {
+            svc->stats.largest = count;
+        }
+        apr_thread_mutex_unlock(svc->slock);
+
+        for (i = 0; i < count; i++) {
+            dkv_svc_item_t tmp;
+            dkv_request_t req;
+            uint32_t flen;
+
+            if (end - p < 4 || (size_t)(end - p - 4) < dkv_get_be32(p)) {
+                dkv_log(DKV_LOG_ERROR, "replica: entry %llu is truncated",
+                        (unsigned long long)e->index);
+                break;
+            }
+            flen = dkv_get_be32(p);
+            if (mine != NULL) {
+                it = mine;
+                mine = mine->next;
+            }
+            else {
+                memset(&tmp, 0, sizeof(tmp));
+                tmp.kind = DKV_SVC_REQUEST;
+                tmp.frame = (unsigned char *)(uintptr_t)(p + 4);
+                tmp.len = flen;
+                it = &tmp;
+            }
+            p += 4 + flen;
+            if (dkv_svc_decode(&req, it, rep->apool) != DKV_OK) {
+                continue;
+            }
+            dkv_error_clear();
+            rv = dkv_svc_run_write(svc, w, &req, &it->res, max_value,
+                                   rep->apool);
+            if (!dkv_exec_is_logical(rv)) {
+                fatal("cannot apply a committed write", rv);
+            }
+            dkv_svc_set_status(it, rv, rep->apool);
+        }
+    }
+    if (pr != NULL) {
+        dkv_svc_item_t *list = pr->items;
+
+        pr->items = NULL;
+        while ((it = list) != NULL) {
+            list = it->next;
+            done_add(rep, it);
+        }
+        prop_free(rep, pr);
+    }
+others:
+    /* A proposal that got this index but is not this entry was
+     * overwritten; one made in an earlier term than this entry's was
+     * appended in its own term or never, and every entry of that term
+     * that commits comes before this one: neither ever commits. */
+    for (other = rep->props; other != NULL; other = next) {
+        next = other->next;
+        if (other->index == e->index || other->term < e->term) {
+            prop_fail(rep, other, DKV_EUNAVAILABLE, "the store's leader "
+                      "changed before the write was committed; it was not "
+                      "applied (retry)");
+        }
+    }
+}
+
+/* ============================================================ snapshots */
+
+static dkv_status_t
+snap_flush(snapsend_t *ss)
+{
+    dkv_status_t rv;
+    unsigned char *buf = ss->chunk;
+
+    if (ss->used <= 17) {
+        return DKV_OK;
+    }
+    buf[0] = NMSG_SNAP_CHUNK;
+    dkv_put_be64(buf + 1, ss->id);
+    dkv_put_be64(buf + 9, ss->offset);
+    ss->offset += ss->used - 17;
+    rv = dkv_transport_send_wait(ss->rep->tp, ss->to, buf, ss->used,
+                                 SNAP_SEND_TIMEOUT_MS);
+    ss->chunk = dkv_malloc(17 + SNAP_CHUNK_BYTES + 8);
+    ss->used = 17;
+    if (ss->chunk == NULL) {
+        return APR_ENOMEM;
+    }
+    return rv;
+}
+
+static dkv_status_t
+snap_record(void *baton, const void *rec, size_t len)
+{
+    snapsend_t *ss = baton;
+    dkv_status_t rv;
+
+    if (ss->used + 4 + len > 17 + SNAP_CHUNK_BYTES && ss->used > 17) {
+        if ((rv = snap_flush(ss)) != DKV_OK) {
+            return rv;
+        }
+    }
+    if (4 + len > SNAP_CHUNK_BYTES) {
+        unsigned char *big = dkv_realloc(ss->chunk, 17 + 4 + len + 8);
+
+        if (big == NULL) {
+            return APR_ENOMEM;
+        }
+        ss->chunk = big;
+    }
+    dkv_put_be32(ss->chunk + ss->used, (uint32_t)len);
+    memcpy(ss->chunk + ss->used + 4, rec, len);
+    ss->used += 4 + len;
+    return DKV_OK;
+}
+
+static void *APR_THREAD_FUNC
+snap_main(apr_thread_t *thread, void *data)
+{
+    snapsend_t *ss = data;
+    dkv_replica_t *rep = ss->rep;
+    unsigned char *enc = NULL, *note;
+    size_t len = 0;
+    dkv_status_t rv;
+
+    (void)thread;
+    ss->chunk = dkv_malloc(17 + SNAP_CHUNK_BYTES + 8);
+    ss->used = 17;
+    rv = ss->chunk ? dkv_engine_dump(ss->read, snap_record, ss) : APR_ENOMEM;
+    if (rv == DKV_OK) {
+        rv = snap_flush(ss);
+    }
+    dkv_engine_read_end(ss->read);
+    ss->read = NULL;
+    if (rv == DKV_OK) {
+        rv = dkv_raft_msg_encode(&enc, &len, &ss->msg);
+    }
+    if (rv == DKV_OK) {
+        unsigned char *end = dkv_malloc(17 + len);
+
+        if (end == NULL) {
+            rv = APR_ENOMEM;
+        }
+        else {
+            end[0] = NMSG_SNAP_END;
+            dkv_put_be64(end + 1, ss->id);
+            dkv_put_be64(end + 9, ss->offset);
+            memcpy(end + 17, enc, len);
+            rv = dkv_transport_send_wait(rep->tp, ss->to, end, 17 + len,
+                                         SNAP_SEND_TIMEOUT_MS);
+        }
+    }
+    dkv_free(enc);
+    dkv_free(ss->chunk);
+    ss->chunk = NULL;
+    if (rv != DKV_OK) {
+        dkv_log(DKV_LOG_WARN, "replica: snapshot to node %u failed: %s",
+                (unsigned)ss->to, dkv_strerror(rv));
+    }
+    else {
+        dkv_log(DKV_LOG_INFO, "replica: snapshot at index %llu sent to node "
+                "%u (%llu bytes)", (unsigned long long)ss->msg.snapshot.index,
+                (unsigned)ss->to, (unsigned long long)ss->offset);
+    }
+    ss->failed = rv != DKV_OK;
+    note = dkv_malloc(5);
+    if (note != NULL) {
+        note[0] = NOTE_SNAP_SENT;
+        dkv_put_be32(note + 1, ss->to);
+        inbox_push(rep, 0, note, 5);
+    }
+    return NULL;
+}
+
+/* The core asks for a snapshot for MSG->to: the state as applied now. */
+static void
+snap_start(dkv_replica_t *rep, const dkv_raft_msg_t *msg)
+{
+    snapsend_t *ss;
+    dkv_status_t rv;
+
+    for (ss = rep->sending; ss != NULL; ss = ss->next) {
+        if (ss->to == msg->to) {
+            return;                    /* one at a time per peer */
+        }
+    }
+    if (rep->tp == NULL) {
+        return;
+    }
+    ss = dkv_calloc(1, sizeof(*ss));
+    if (ss == NULL) {
+        dkv_raft_snapshot_failed(rep->raft, msg->to);
+        return;
+    }
+    ss->rep = rep;
+    ss->to = msg->to;
+    ss->id = ++rep->next_snap_id;
+    ss->msg = *msg;
+    ss->msg.entries = NULL;
+    ss->msg.nentries = 0;
+    rv = dkv_engine_read_begin(&ss->read, rep->svc->engine,
+                               dkv_svc_now(rep->svc));
+    if (rv == DKV_OK) {
+        uint64_t at = dkv_engine_applied_index(ss->read);
+
+        rv = dkv_raft_snapshot_meta(&ss->msg.snapshot, rep->raft, at);
+        if (rv != DKV_OK) {
+            dkv_engine_read_end(ss->read);
+        }
+    }
+    if (rv == DKV_OK) {
+        rv = apr_thread_create(&ss->thread, NULL, snap_main, ss, rep->pool);
+        if (rv != APR_SUCCESS) {
+            dkv_engine_read_end(ss->read);
+        }
+    }
+    if (rv != DKV_OK) {
+        dkv_free(ss);
+        dkv_raft_snapshot_failed(rep->raft, msg->to);
+        return;
+    }
+    ss->next = rep->sending;
+    rep->sending = ss;
+}
+
+/* A sender finished: join it; tell the core when it failed. */
+static void
+snap_sent(dkv_replica_t *rep, uint32_t to)
+{
+    snapsend_t **pp, *ss;
+    apr_status_t ignored;
+
+    for (pp = &rep->sending; (ss = *pp) != NULL; pp = &ss->next) {
+        if (ss->to == to) {
+            *pp = ss->next;
+            apr_thread_join(&ignored, ss->thread);
+            if (ss->failed) {
+                dkv_raft_snapshot_failed(rep->raft, to);
+            }
+            dkv_free(ss);
+            return;
+        }
+    }
+}
+
+/* A chunk of a snapshot from a peer. */
+static void
+snap_chunk(dkv_replica_t *rep, const unsigned char *p, size_t len)
+{
+    uint64_t id, off;
+    apr_size_t n;
+
+    if (len < 16) {
+        return;
+    }
+    id = dkv_get_be64(p);
+    off = dkv_get_be64(p + 8);
+    if (off == 0) {
+        if (rep->snap_file != NULL) {
+            apr_file_close(rep->snap_file);
+        }
+        rep->snap_file = NULL;
+        rep->snap_ready = 0;
+        if (apr_file_open(&rep->snap_file, rep->snap_path,
+                          APR_FOPEN_CREATE | APR_FOPEN_WRITE
+                          | APR_FOPEN_TRUNCATE | APR_FOPEN_BINARY,
+                          APR_FPROT_UREAD | APR_FPROT_UWRITE, rep->pool)
+            != APR_SUCCESS) {
+            dkv_log(DKV_LOG_ERROR, "replica: cannot create %s",
+                    rep->snap_path);
+            rep->snap_file = NULL;
+            return;
+        }
+        rep->snap_id = id;
+        rep->snap_got = 0;
+    }
+    if (rep->snap_file == NULL || id != rep->snap_id
+        || off != rep->snap_got) {
+        return;                        /* a broken stream: wait for a new one */
+    }
+    n = len - 16;
+    if (apr_file_write_full(rep->snap_file, p + 16, n, NULL)
+        != APR_SUCCESS) {
+        apr_file_close(rep->snap_file);
+        rep->snap_file = NULL;
+        return;
+    }
+    rep->snap_got += n;
+}
+
+/* The end of a snapshot from a peer: its message goes to the core. */
+static void
+snap_end(dkv_replica_t *rep, const unsigned char *p, size_t len)
+{
+    dkv_raft_msg_t msg;
+    dkv_raft_entry_t *ents = NULL;
+
+    if (len < 16 || rep->snap_file == NULL
+        || dkv_get_be64(p) != rep->snap_id
+        || dkv_get_be64(p + 8) != rep->snap_got) {
+        return;
+    }
+    if (apr_file_flush(rep->snap_file) != APR_SUCCESS
+        || apr_file_sync(rep->snap_file) != APR_SUCCESS) {
+        return;
+    }
+    apr_file_close(rep->snap_file);
+    rep->snap_file = NULL;
+    rep->snap_ready = 1;
+    if (dkv_raft_msg_decode(&msg, &ents, p + 16, len - 16) == DKV_OK
+        && msg.type == DKV_RAFT_MSG_SNAPSHOT) {
+        (void)dkv_raft_step(rep->raft, &msg);
+    }
+    dkv_free(ents);
+}
+
+/* Installs the received snapshot META: the state is replaced, the log
+ * emptied, in one transaction. */
+static void
+snap_install(dkv_replica_t *rep, const dkv_raft_snapshot_meta_t *meta)
+{
+    dkv_service_t *svc = rep->svc;
+    dkv_eng_write_t *w;
+    apr_file_t *f;
+    unsigned char hdr[4], *rec = NULL, *enc = NULL;
+    size_t cap = 0, elen = 0;
+    dkv_status_t rv;
+
+    if (!rep->snap_ready) {
+        fatal("the core accepted a snapshot that is not here", DKV_EINVAL);
+    }
+    rv = apr_file_open(&f, rep->snap_path, APR_FOPEN_READ | APR_FOPEN_BINARY
+                       | APR_FOPEN_BUFFERED, 0, rep->apool);
+    if (rv != APR_SUCCESS) {
+        fatal("cannot open the received snapshot", rv);
+    }
+    rv = dkv_engine_write_begin(&w, svc->engine, rep->store_now,
+                                rep->apool);
+    if (rv == DKV_OK) {
+        rv = dkv_engine_load_begin(w);
+    }
+    while (rv == DKV_OK) {
+        apr_size_t n = 4;
+        uint32_t len;
+
+        if (apr_file_read_full(f, hdr, 4, &n) != APR_SUCCESS) {
+            break;                     /* the end */
+        }
+        len = dkv_get_be32(hdr);
+        if (len > cap) {
+            unsigned char *b = dkv_realloc(rec, len);
+
+            if (b == NULL) {
+                rv = APR_ENOMEM;
+                break;
+            }
+            rec = b;
+            cap = len;
+        }
+        if (apr_file_read_full(f, rec, len, &n) != APR_SUCCESS) {
+            rv = dkv_error_set(DKV_ECORRUPT, "the received snapshot is "
+                               "truncated");
+            break;
+        }
+        rv = dkv_engine_load_record(w, rec, len);
+    }
+    dkv_free(rec);
+    apr_file_close(f);
+    if (rv == DKV_OK) {
+        rv = dkv_engine_log_truncate(w, 1);
+    }
+    if (rv == DKV_OK) {
+        rv = dkv_raft_snapshot_meta_encode(&enc, &elen, meta);
+    }
+    if (rv == DKV_OK) {
+        rv = dkv_engine_meta_put(w, "raft.snap", enc, elen);
+    }
+    dkv_free(enc);
+    if (rv == DKV_OK) {
+        rv = dkv_engine_write_commit(w, meta->index);
+    }
+    else {
+        dkv_engine_write_abort(w);
+    }
+    if (rv != DKV_OK) {
+        fatal("cannot install the received snapshot", rv);
+    }
+    apr_file_remove(rep->snap_path, rep->apool);
+    rep->snap_ready = 0;
+    rep->applied = meta->index;
+    rep->compacted = meta->index;
+    /* Watches here missed the entries the snapshot stands for: they end
+     * and their clients resume from history. */
+    dkv_hub_end_all(svc->hub, DKV_EUNAVAILABLE, dkv_service_revision(svc));
+    dkv_log(DKV_LOG_INFO, "replica: installed a snapshot at index %llu "
+            "(term %llu)", (unsigned long long)meta->index,
+            (unsigned long long)meta->term);
+}
+
+/* ================================================================ ready */
+
+static void
+note_role(dkv_replica_t *rep, const dkv_raft_ready_t *rd)
+{
+    if (rd->leader == rep->leader && rd->role == rep->role
+        && rd->term == rep->term) {
+        return;
+    }
+    if (rd->role == DKV_RAFT_LEADER && rep->role != DKV_RAFT_LEADER) {
+        rep->leader_since = real_ms();
+        rep->next_check = 0;
+        /* A store of one node leads at every start: not news. */
+        dkv_log(rep->nmembers > 1 ? DKV_LOG_INFO : DKV_LOG_DEBUG,
+                "replica: became leader (term %llu)",
+                (unsigned long long)rd->term);
+    }
+    else if (rd->leader != rep->leader) {
+        if (rep->leader == rep->self) {
+            dkv_log(DKV_LOG_INFO, "replica: stepped down (term %llu)",
+                    (unsigned long long)rd->term);
+        }
+        if (rd->leader != 0) {
+            dkv_log(DKV_LOG_INFO, "replica: node %u leads (term %llu)",
+                    (unsigned)rd->leader, (unsigned long long)rd->term);
+        }
+    }
+    rep->role = rd->role;
+    rep->term = rd->term;
+    apr_thread_mutex_lock(rep->svc->slock);
+    rep->leader = rd->leader;
+    apr_thread_mutex_unlock(rep->svc->slock);
+}
+
+static rwait_t *
+rwait_find(dkv_replica_t *rep, uint64_t ctx)
+{
+    rwait_t *rw;
+
+    for (rw = rep->rwaits; rw != NULL; rw = rw->next) {
+        if (rw->ctx == ctx) {
+            return rw;
+        }
+    }
+    return NULL;
+}
+
+/* A message of the pass, encoded, sent after the commit. */
+typedef struct outmsg {
+    struct outmsg *next;
+    uint32_t to;
+    unsigned char *buf;          /* a node message (NMSG_RAFT + body) */
+    size_t len;
+    int snapshot;                /* ask for a snapshot instead: MSG */
+    int early;                   /* a leader's append: sent at once */
+    dkv_raft_msg_t msg;
+} outmsg_t;
+
+/* Persists what READY asks in W and applies its committed entries;
+ * its messages and read indexes are kept for after the commit (OUT).
+ * Returns the last index applied (0: none). */
+static uint64_t
+ready_into(dkv_replica_t *rep, dkv_eng_write_t *w, const dkv_raft_ready_t *rd,
+           outmsg_t ***out_tail)
+{
+    uint64_t applied_to = 0;
+    size_t i;
+    dkv_status_t rv = DKV_OK;
+
+    if (rd->has_hard_state) {
+        unsigned char hs[20];
+
+        dkv_raft_hard_state_encode(hs, &rd->hard_state);
+        rv = dkv_engine_meta_put(w, "raft.hard", hs, sizeof(hs));
+    }
+    if (rv == DKV_OK && rd->truncate_from != 0) {
+        rv = dkv_engine_log_truncate(w, rd->truncate_from);
+    }
+    for (i = 0; rv == DKV_OK && i < rd->nentries; i++) {
+        unsigned char *enc;
+        size_t len;
+
+        rv = dkv_raft_entry_encode(&enc, &len, &rd->entries[i]);
+        if (rv == DKV_OK) {
+            rv = dkv_engine_log_put(w, rd->entries[i].index, enc, len);
+            dkv_free(enc);
+        }
+    }
+    if (rv != DKV_OK) {
+        fatal("cannot persist the log", rv);
+    }
+    for (i = 0; i < rd->ncommitted; i++) {
+        if (rd->committed[i].index <= rep->applied) {
+            continue;
+        }
+        apply_entry(rep, w, &rd->committed[i]);
+        rep->applied_bytes += rd->committed[i].len;
+        applied_to = rd->committed[i].index;
+        rep->applied = applied_to;
+    }
+    for (i = 0; i < rd->nmessages; i++) {
+        const dkv_raft_msg_t *m = &rd->messages[i];
+        outmsg_t *om = dkv_calloc(1, sizeof(*om));
+        unsigned char *enc = NULL;
+        size_t len = 0;
+
+        if (om == NULL) {
+            continue;                  /* lost, like on the network */
+        }
+        om->to = m->to;
+        om->early = rd->role == DKV_RAFT_LEADER
+                    && m->type == DKV_RAFT_MSG_APPEND;
+        if (m->type == DKV_RAFT_MSG_SNAPSHOT) {
+            om->snapshot = 1;
+            om->msg = *m;
+            om->msg.entries = NULL;
+            om->msg.nentries = 0;
+        }
+        else if (dkv_raft_msg_encode(&enc, &len, m) == DKV_OK) {
+            om->buf = dkv_malloc(len + 1);
+            if (om->buf != NULL) {
+                om->buf[0] = NMSG_RAFT;
+                memcpy(om->buf + 1, enc, len);
+                om->len = len + 1;
+            }
+            dkv_free(enc);
+        }
+        if (om->early && om->buf != NULL && rep->tp != NULL) {
+            /* A leader's appends may leave before its own copy of the
+             * entries is durable (it counts itself only once it is):
+             * the followers' syncs overlap the leader's. */
+            (void)dkv_transport_send(rep->tp, om->to, om->buf, om->len);
+            dkv_free(om);
+            continue;
+        }
+        **out_tail = om;
+        *out_tail = &om->next;
+    }
+    for (i = 0; i < rd->nreads; i++) {
+        rwait_t *rw = rwait_find(rep, rd->reads[i].context);
+
+        if (rw != NULL) {
+            rw->index = rd->reads[i].index;
+            rw->known = 1;
+        }
+    }
+    for (i = 0; i < rd->nfailed_reads; i++) {
+        rwait_t *rw = rwait_find(rep, rd->failed_reads[i]);
+
+        if (rw != NULL && !rw->known) {
+            rw->retry = 1;
+        }
+    }
+    return applied_to;
+}
+
+/* The core's readies, done: as many as it has (up to 16), in ONE engine
+ * write transaction (one sync).  Nothing leaves the process before the
+ * commit -- messages, answers, events -- so telling the core it advanced
+ * before the commit is safe: should the commit fail, the process stops
+ * and nobody saw the difference.  A group of one thus persists and
+ * applies an entry in one transaction. */
+static void
+do_ready(dkv_replica_t *rep)
+{
+    dkv_service_t *svc = rep->svc;
+    dkv_raft_ready_t rd;
+    dkv_eng_write_t *w;
+    const dkv_event_t *evs = NULL;
+    size_t nevs = 0;
+    uint64_t applied_to = 0, last;
+    outmsg_t *out = NULL, **out_tail = &out, *om;
+    int n;
+    dkv_status_t rv;
+
+    dkv_raft_ready(rep->raft, &rd);
+    if (rd.has_snapshot) {
+        snap_install(rep, &rd.snapshot);
+    }
+    rv = dkv_engine_write_begin(&w, svc->engine, rep->store_now,
+                                rep->apool);
+    if (rv != DKV_OK) {
+        fatal("cannot begin a write", rv);
+    }
+    if (rep->compact_to > rep->compacted) {
+        dkv_raft_snapshot_meta_t meta;
+        unsigned char *enc = NULL;
+        size_t len = 0;
+
+        if (dkv_raft_snapshot_meta(&meta, rep->raft, rep->compact_to)
+                == DKV_OK
+            && dkv_raft_snapshot_meta_encode(&enc, &len, &meta) == DKV_OK) {
+            rv = dkv_engine_meta_put(w, "raft.snap", enc, len);
+            if (rv == DKV_OK) {
+                rv = dkv_engine_log_compact(w, rep->compact_to);
+            }
+            if (rv != DKV_OK) {
+                fatal("cannot compact the log", rv);
+            }
+            rep->compacted = rep->compact_to;
+        }
+        dkv_free(enc);
+    }
+    for (n = 0;; n++) {
+        last = ready_into(rep, w, &rd, &out_tail);
+        if (last != 0) {
+            applied_to = last;
+        }
+        note_role(rep, &rd);
+        dkv_raft_advance(rep->raft, &rd);
+        if (n == 15 || !dkv_raft_has_ready(rep->raft)) {
+            break;
+        }
+        dkv_raft_ready(rep->raft, &rd);
+        if (rd.has_snapshot) {
+            /* A snapshot load needs a transaction of its own: commit
+             * what is done, install it, go on in a new one. */
+            rv = dkv_engine_write_commit(w, applied_to);
+            if (rv != DKV_OK) {
+                fatal("cannot commit", rv);
+            }
+            snap_install(rep, &rd.snapshot);
+            applied_to = 0;
+            rv = dkv_engine_write_begin(&w, svc->engine, rep->store_now,
+                                        rep->apool);
+            if (rv != DKV_OK) {
+                fatal("cannot begin a write", rv);
+            }
+        }
+    }
+    dkv_error_clear();
+    rv = dkv_engine_write_commit(w, applied_to);
+    if (rv != DKV_OK) {
+        fatal("cannot commit", rv);
+    }
+    evs = dkv_engine_write_events(w, &nevs);
+    apr_thread_mutex_lock(svc->slock);
+    svc->stats.commits++;
+    svc->revision = dkv_engine_write_revision(w);
+    apr_thread_mutex_unlock(svc->slock);
+
+    while ((om = out) != NULL) {
+        out = om->next;
+        if (om->snapshot) {
+            snap_start(rep, &om->msg);
+        }
+        else if (om->buf != NULL && rep->tp != NULL) {
+            (void)dkv_transport_send(rep->tp, om->to, om->buf, om->len);
+            om->buf = NULL;
+        }
+        dkv_free(om->buf);
+        dkv_free(om);
+    }
+    answer_done(rep);
+    if (nevs > 0 && evs != NULL) {
+        dkv_hub_deliver(svc->hub, evs, nevs, rep->apool);
+        apr_thread_mutex_lock(svc->slock);
+        svc->stats.watches = dkv_hub_count(svc->hub);
+        svc->stats.dropped = dkv_hub_dropped(svc->hub);
+        apr_thread_mutex_unlock(svc->slock);
+    }
+    apr_pool_clear(rep->apool);
+
+    /* The core keeps its log in memory from the last compaction on:
+     * compact after snapshot_entries entries or COMPACT_BYTES bytes. */
+    if ((rep->applied >= rep->compacted + rep->snapshot_entries
+         || rep->applied_bytes >= COMPACT_BYTES)
+        && rep->applied > rep->compact_to) {
+        if (dkv_raft_compact(rep->raft, rep->applied) == DKV_OK) {
+            rep->compact_to = rep->applied;
+            rep->applied_bytes = 0;
+        }
+    }
+}
+
+/* Hands the reads whose index is applied to the readers; fails those
+ * past their deadline; asks again for those whose ask failed. */
+static void
+release_reads(dkv_replica_t *rep, int64_t now)
+{
+    rwait_t **pp = &rep->rwaits, *rw;
+    dkv_svc_item_t *it;
+
+    while ((rw = *pp) != NULL) {
+        if (rw->known && rw->index <= rep->applied) {
+            while ((it = rw->items) != NULL) {
+                rw->items = it->next;
+                dkv_svc_queue_push(&rep->svc->rq, it);
+            }
+        }
+        else if (now >= rw->deadline || rep->stopping) {
+            fail_items(rep, rw->items, DKV_EUNAVAILABLE,
+                       "no leader confirmed the read in time (retry)");
+            rw->items = NULL;
+        }
+        else {
+            if (rw->retry && rep->leader != 0) {
+                rw->retry = 0;
+                dkv_raft_read_index(rep->raft, rw->ctx);
+            }
+            pp = &rw->next;
+            continue;
+        }
+        *pp = rw->next;
+        dkv_free(rw);
+    }
+}
+
+/* Fails what waited too long: held writes (never proposed), proposals
+ * (outcome unknown). */
+static void
+check_deadlines(dkv_replica_t *rep, int64_t now)
+{
+    prop_t *pr, *next;
+
+    if (rep->held != NULL && (now >= rep->held_deadline || rep->stopping)) {
+        dkv_svc_item_t *list = rep->held;
+
+        rep->held = NULL;
+        rep->held_tail = &rep->held;
+        fail_items(rep, list, DKV_EUNAVAILABLE, "the store has no leader; "
+                   "the write was not applied (retry)");
+    }
+    for (pr = rep->props; pr != NULL; pr = next) {
+        next = pr->next;
+        if (now >= pr->deadline) {
+            prop_fail(rep, pr, DKV_ETIMEOUT, "no answer from the store's "
+                      "leader in time: the outcome of the write is "
+                      "unknown");
+        }
+    }
+}
+
+/* ================================================================= loop */
+
+static void
+on_node_message(dkv_replica_t *rep, inmsg_t *m)
+{
+    const unsigned char *p = m->buf + 1;
+    size_t len = m->len - 1;
+
+    if (m->from == 0) {
+        if (m->buf[0] == NOTE_SNAP_SENT && m->len >= 5) {
+            snap_sent(rep, dkv_get_be32(m->buf + 1));
+        }
+        return;
+    }
+    switch (m->buf[0]) {
+    case NMSG_RAFT: {
+        dkv_raft_msg_t msg;
+        dkv_raft_entry_t *ents = NULL;
+
+        if (dkv_raft_msg_decode(&msg, &ents, p, len) == DKV_OK
+            && msg.from == m->from) {
+            (void)dkv_raft_step(rep->raft, &msg);
+        }
+        else {
+            dkv_log(DKV_LOG_WARN, "replica: bad message from node %u",
+                    (unsigned)m->from);
+        }
+        dkv_free(ents);
+        break;
+    }
+    case NMSG_PROPOSE:
+        on_propose(rep, m->from, p, len);
+        break;
+    case NMSG_REFUSED:
+        if (len >= 8) {
+            prop_t *pr = prop_find(rep, dkv_get_be64(p));
+
+            if (pr != NULL && pr->index == 0) {
+                prop_fail(rep, pr, DKV_EUNAVAILABLE, "the node asked was "
+                          "not the leader; the write was not applied "
+                          "(retry)");
+            }
+        }
+        break;
+    case NMSG_SNAP_CHUNK:
+        snap_chunk(rep, p, len);
+        break;
+    case NMSG_SNAP_END:
+        snap_end(rep, p, len);
+        break;
+    default:
+        break;
+    }
+}
+
+static void *APR_THREAD_FUNC
+replica_main(apr_thread_t *thread, void *data)
+{
+    dkv_replica_t *rep = data;
+    dkv_service_t *svc = rep->svc;
+    int64_t stop_deadline = 0;
+
+    (void)thread;
+    rep->next_tick = real_ms();
+    for (;;) {
+        dkv_svc_item_t *list, *it, *writes = NULL, **wtail = &writes;
+        dkv_svc_item_t *reads = NULL, **rtail = &reads;
+        inmsg_t *msgs;
+        int64_t now = real_ms();
+        int n;
+
+        apr_thread_mutex_lock(svc->wq.lock);
+        while (svc->wq.head == NULL && rep->in_head == NULL
+               && !svc->wq.stop && now < rep->next_tick
+               && !dkv_raft_has_ready(rep->raft)) {
+            int64_t wait = rep->next_tick - now;
+
+            if (wait > svc->interval) {
+                wait = svc->interval;
+            }
+            apr_thread_cond_timedwait(svc->wq.cond, svc->wq.lock,
+                                      apr_time_from_msec(wait));
+            now = real_ms();
+            if (rep->leader == rep->self && !svc->shutting
+                && dkv_svc_now(svc) >= rep->next_check) {
+                break;
+            }
+        }
+        list = dkv_svc_queue_take(&svc->wq, svc->max_batch);
+        msgs = rep->in_head;
+        rep->in_head = rep->in_tail = NULL;
+        if (svc->wq.stop && !rep->stopping) {
+            rep->stopping = 1;
+            stop_deadline = now + STOP_WAIT_MS;
+        }
+        apr_thread_mutex_unlock(svc->wq.lock);
+
+        /* Time, then the peers. */
+        for (n = 0; now >= rep->next_tick && n < 10; n++) {
+            dkv_raft_tick(rep->raft);
+            rep->next_tick += rep->tick_ms;
+        }
+        if (now >= rep->next_tick) {
+            rep->next_tick = now + rep->tick_ms;
+        }
+        while (msgs != NULL) {
+            inmsg_t *m = msgs;
+
+            msgs = m->next;
+            if (m->len > 0) {
+                on_node_message(rep, m);
+            }
+            dkv_free(m->buf);
+            dkv_free(m);
+        }
+
+        /* The service's items. */
+        while ((it = list) != NULL) {
+            list = it->next;
+            it->next = NULL;
+            if (dkv_svc_is_control(it)) {
+                dkv_svc_control(svc, it, rep->cpool);
+            }
+            else if (it->refused) {
+                dkv_request_t req;
+
+                (void)dkv_svc_decode(&req, it, rep->apool);
+                done_add(rep, it);
+            }
+            else if (dkv_svc_is_lin_read(svc, it)) {
+                *rtail = it;
+                rtail = &it->next;
+            }
+            else {
+                *wtail = it;
+                wtail = &it->next;
+            }
+        }
+        if (rep->held != NULL && rep->leader != 0) {
+            dkv_svc_item_t *held = rep->held;
+
+            rep->held = NULL;
+            rep->held_tail = &rep->held;
+            propose_items(rep, held);
+        }
+        propose_items(rep, writes);
+        if (reads != NULL) {
+            rwait_t *rw = dkv_calloc(1, sizeof(*rw));
+
+            if (rw == NULL) {
+                fail_items(rep, reads, APR_ENOMEM, "out of memory");
+            }
+            else {
+                rw->ctx = ++rep->next_ctx;
+                rw->items = reads;
+                rw->deadline = now + rep->request_timeout;
+                rw->next = rep->rwaits;
+                rep->rwaits = rw;
+                if (rep->leader != 0) {
+                    dkv_raft_read_index(rep->raft, rw->ctx);
+                }
+                else {
+                    rw->retry = 1;
+                }
+            }
+        }
+        maybe_expire(rep);
+
+        for (n = 0; n < 16 && dkv_raft_has_ready(rep->raft); n++) {
+            do_ready(rep);
+        }
+        release_reads(rep, now);
+        check_deadlines(rep, now);
+        answer_done(rep);
+        apr_pool_clear(rep->apool);
+
+        if (rep->stopping) {
+            int idle;
+
+            apr_thread_mutex_lock(svc->wq.lock);
+            idle = svc->wq.head == NULL;
+            apr_thread_mutex_unlock(svc->wq.lock);
+            if (idle && rep->held == NULL && rep->rwaits == NULL
+                && (rep->props == NULL || now >= stop_deadline)) {
+                break;
+            }
+        }
+    }
+    /* What is still in flight gets its answer. */
+    while (rep->props != NULL) {
+        prop_fail(rep, rep->props, DKV_ETIMEOUT, "the node stopped before "
+                  "the write was committed: its outcome is unknown");
+    }
+    answer_done(rep);
+    dkv_error_clear();
+    return NULL;
+}
+
+/* ============================================================ lifecycle */
+
+typedef struct restore_ctx {
+    dkv_raft_entry_t *entries;
+    size_t n, cap;
+    dkv_status_t rv;
+} restore_ctx_t;
+
+static dkv_status_t
+restore_entry(void *baton, uint64_t index, const void *data, size_t len)
+{
+    restore_ctx_t *rc = baton;
+    dkv_status_t rv;
+
+    if (rc->n == rc->cap) {
+        size_t cap = rc->cap ? rc->cap * 2 : 256;
+        dkv_raft_entry_t *e = dkv_realloc(rc->entries, cap * sizeof(*e));
+
+        if (e == NULL) {
+            return APR_ENOMEM;
+        }
+        rc->entries = e;
+        rc->cap = cap;
+    }
+    rv = dkv_raft_entry_decode(&rc->entries[rc->n], index, data, len);
+    if (rv != DKV_OK) {
+        return dkv_error_set(DKV_ECORRUPT, "log entry %llu is malformed",
+                             (unsigned long long)index);
+    }
+    rc->n++;
+    return DKV_OK;
+}
+
+/* Creates the core from what the engine holds. */
+static dkv_status_t
+core_open(dkv_replica_t *rep, unsigned election_ticks)
+{
+    dkv_service_t *svc = rep->svc;
+    dkv_raft_config_t cfg;
+    dkv_raft_restore_t rs;
+    dkv_raft_snapshot_meta_t snap;
+    dkv_raft_hard_state_t hs;
+    restore_ctx_t rc;
+    dkv_eng_read_t *r;
+    const void *data;
+    size_t len, i;
+    dkv_status_t rv;
+
+    memset(&snap, 0, sizeof(snap));
+    memset(&hs, 0, sizeof(hs));
+    memset(&rc, 0, sizeof(rc));
+    rv = dkv_engine_read_begin(&r, svc->engine, dkv_svc_now(svc));
+    if (rv != DKV_OK) {
+        return rv;
+    }
+    rep->applied = dkv_engine_applied_index(r);
+    if (dkv_engine_meta_get(&data, &len, r, "raft.snap") == DKV_OK) {
+        rv = dkv_raft_snapshot_meta_decode(&snap, data, len);
+    }
+    else {
+        for (i = 0; i < rep->nmembers; i++) {
+            snap.conf.voters[snap.conf.nvoters++] = rep->members[i].id;
+        }
+        if (rep->nmembers == 0) {
+            snap.conf.voters[snap.conf.nvoters++] = rep->self;
+        }
+    }
+    if (rv == DKV_OK
+        && dkv_engine_meta_get(&data, &len, r, "raft.hard") == DKV_OK) {
+        rv = dkv_raft_hard_state_decode(&hs, data, len);
+    }
+    if (rv == DKV_OK) {
+        rv = dkv_engine_log_scan(r, snap.index + 1, restore_entry, &rc);
+    }
+    if (rv == DKV_OK) {
+        memset(&cfg, 0, sizeof(cfg));
+        cfg.id = rep->self;
+        cfg.election_ticks = election_ticks;
+        cfg.heartbeat_ticks = 1;
+        cfg.random = rep_random;
+        cfg.random_baton = rep;
+        memset(&rs, 0, sizeof(rs));
+        rs.snapshot = &snap;
+        rs.hard_state = &hs;
+        rs.entries = rc.entries;
+        rs.nentries = rc.n;
+        rs.applied = rep->applied < snap.index ? snap.index : rep->applied;
+        rv = dkv_raft_create(&rep->raft, &cfg, &rs);
+        if (rv != DKV_OK && dkv_last_error()[0] == '\0') {
+            dkv_error_set(rv, "the persisted Raft state does not hold "
+                          "together");
+        }
+    }
+    rep->compacted = snap.index;
+    rep->compact_to = snap.index;
+    dkv_free(rc.entries);
+    dkv_engine_read_end(r);
+    if (rv == DKV_OK && rep->applied < snap.index) {
+        rep->applied = snap.index;
+    }
+    return rv;
+}
+
+/* See service-int.h. */
+dkv_status_t
+dkv_replica_start(dkv_service_t *svc, const dkv_service_opts_t *opts,
+                  apr_pool_t *pool)
+{
+    dkv_replica_t *rep = apr_pcalloc(pool, sizeof(*rep));
+    unsigned election_ticks;
+    size_t i;
+    dkv_status_t rv;
+
+    rep->svc = svc;
+    rep->pool = pool;
+    rv = apr_pool_create(&rep->apool, pool);
+    if (rv == APR_SUCCESS) {
+        rv = apr_pool_create(&rep->cpool, pool);
+    }
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rep->self = opts->node_id ? opts->node_id : 1;
+    rep->tick_ms = opts->tick_ms ? opts->tick_ms : 100;
+    election_ticks = opts->election_ticks ? opts->election_ticks : 10;
+    rep->election_ms = rep->tick_ms * election_ticks;
+    rep->snapshot_entries = opts->snapshot_entries ? opts->snapshot_entries
+                                                   : 10000;
+    rep->request_timeout = opts->request_timeout_ms
+                           ? opts->request_timeout_ms : 30000;
+    rep->held_tail = &rep->held;
+    rep->done_tail = &rep->done;
+    rep->snap_path = apr_pstrcat(pool, opts->data_dir ? opts->data_dir : ".",
+                                 "/snapshot.recv", NULL);
+    if (sodium_init() < 0) {
+        return dkv_error_set(DKV_EINVAL, "replica: libsodium cannot start");
+    }
+    randombytes_buf(rep->rng, sizeof(rep->rng));
+    rep->rng[0] |= 1;
+
+    if (opts->nmembers > 0) {
+        int found = 0;
+
+        rep->members = apr_pcalloc(pool, opts->nmembers
+                                         * sizeof(*rep->members));
+        for (i = 0; i < opts->nmembers; i++) {
+            rep->members[i] = opts->members[i];
+            rep->members[i].host = apr_pstrdup(pool, opts->members[i].host);
+            found |= opts->members[i].id == rep->self;
+        }
+        rep->nmembers = opts->nmembers;
+        if (!found) {
+            return dkv_error_set(DKV_EINVAL, "node id %u is not among the "
+                                 "members", (unsigned)rep->self);
+        }
+    }
+    svc->local_reads = rep->nmembers <= 1;
+    svc->replica = rep;
+    rv = core_open(rep, election_ticks);
+    if (rv != DKV_OK) {
+        return rv;
+    }
+    if (rep->nmembers > 1) {
+        dkv_transport_opts_t to;
+        dkv_transport_peer_t *peers;
+        size_t np = 0;
+
+        if (opts->secret == NULL) {
+            return dkv_error_set(DKV_EINVAL, "a store of several nodes needs "
+                                 "its secret");
+        }
+        peers = apr_pcalloc(pool, rep->nmembers * sizeof(*peers));
+        memset(&to, 0, sizeof(to));
+        for (i = 0; i < rep->nmembers; i++) {
+            if (rep->members[i].id == rep->self) {
+                to.port = opts->cluster_port ? opts->cluster_port
+                                             : rep->members[i].cluster_port;
+                continue;
+            }
+            peers[np].id = rep->members[i].id;
+            peers[np].host = rep->members[i].host;
+            peers[np].port = rep->members[i].cluster_port;
+            np++;
+        }
+        to.self = rep->self;
+        to.store = opts->store ? opts->store : "";
+        to.bind = opts->cluster_bind;
+        to.secret = opts->secret;
+        to.peers = peers;
+        to.npeers = np;
+        rv = dkv_transport_create(&rep->tp, &to, on_message, rep, pool);
+        if (rv != DKV_OK) {
+            dkv_raft_destroy(rep->raft);
+            rep->raft = NULL;
+            return rv;
+        }
+    }
+    rv = apr_thread_create(&svc->writer, NULL, replica_main, rep, pool);
+    if (rv != APR_SUCCESS) {
+        svc->writer = NULL;
+        return dkv_error_set(rv, "service: cannot start its threads: %s",
+                             dkv_strerror(rv));
+    }
+    return DKV_OK;
+}
+
+/* See service-int.h. */
+void
+dkv_replica_stop(dkv_service_t *svc)
+{
+    dkv_replica_t *rep = svc->replica;
+    inmsg_t *m;
+
+    if (rep == NULL) {
+        return;
+    }
+    while (rep->sending != NULL) {
+        snap_sent(rep, rep->sending->to);
+    }
+    dkv_transport_destroy(rep->tp);
+    rep->tp = NULL;
+    while ((m = rep->in_head) != NULL) {
+        rep->in_head = m->next;
+        dkv_free(m->buf);
+        dkv_free(m);
+    }
+    rep->in_tail = NULL;
+    if (rep->snap_file != NULL) {
+        apr_file_close(rep->snap_file);
+        rep->snap_file = NULL;
+    }
+    dkv_raft_destroy(rep->raft);
+    rep->raft = NULL;
+    svc->replica = NULL;
+}
+
+/* See service-int.h. */
+void
+dkv_replica_members(dkv_response_t *res, dkv_service_t *svc,
+                    apr_pool_t *pool)
+{
+    dkv_replica_t *rep = svc->replica;
+    size_t i;
+
+    if (rep == NULL) {
+        return;
+    }
+    apr_thread_mutex_lock(svc->slock);
+    res->leader = rep->leader;
+    apr_thread_mutex_unlock(svc->slock);
+    if (rep->nmembers == 0) {
+        return;
+    }
+    res->members = apr_pcalloc(pool, rep->nmembers * sizeof(*res->members));
+    for (i = 0; i < rep->nmembers; i++) {
+        dkv_proto_member_t *m = &res->members[i];
+
+        m->id = rep->members[i].id;
+        m->roles = DKV_PROTO_MEMBER_VOTER;
+        if (m->id == rep->self) {
+            m->roles |= DKV_PROTO_MEMBER_SELF;
+        }
+        m->host = rep->members[i].host;
+        m->port = (uint16_t)rep->members[i].client_port;
+    }
+    res->nmembers = rep->nmembers;
+}

@@ -1,11 +1,21 @@
 /*
- * service-int.h -- what the request service shows its tests (and the
- * node's status output) beyond service.h: counters of its work.
+ * service-int.h -- what the request service's two files share, and what
+ * it shows its tests beyond service.h.
+ *
+ * service.c decodes, executes and answers requests (the reader threads,
+ * the watch controls); replica.c orders the writes (the replica thread:
+ * the Raft loop that proposes, persists, applies and answers them).
+ * Both work on struct dkv_service below.
  */
 #ifndef DKV_NODE_SERVICE_INT_H
 #define DKV_NODE_SERVICE_INT_H
 
+#include <apr_thread_cond.h>
+#include <apr_thread_mutex.h>
+#include <apr_thread_proc.h>
+
 #include "node/service.h"
+#include "node/watch.h"
 
 typedef struct dkv_service_stats {
     uint64_t commits;       /* write contexts committed (syncs) */
@@ -19,5 +29,136 @@ typedef struct dkv_service_stats {
 
 /* Fills *STATS with SERVICE's counters so far.  Thread-safe. */
 void dkv_service_stats(dkv_service_stats_t *stats, dkv_service_t *service);
+
+/* ------------------------------------------------------------ internals */
+
+typedef enum dkv_svc_kind {
+    DKV_SVC_REQUEST,
+    DKV_SVC_CLOSED,            /* dkv_service_conn_closed */
+    DKV_SVC_SHUTDOWN           /* the shutdown mark */
+} dkv_svc_kind_t;
+
+/* A queued request (or control) and its answer. */
+typedef struct dkv_svc_item {
+    struct dkv_svc_item *next;
+    dkv_svc_kind_t kind;
+    int refused;               /* submitted after shutdown began */
+    uint64_t conn;
+    unsigned char *frame;
+    size_t len;
+    dkv_response_t res;        /* the answer, filled by a worker */
+} dkv_svc_item_t;
+
+typedef struct dkv_svc_queue {
+    apr_thread_mutex_t *lock;
+    apr_thread_cond_t *cond;
+    dkv_svc_item_t *head, *tail;
+    int stop;
+} dkv_svc_queue_t;
+
+typedef struct dkv_svc_reader {
+    dkv_service_t *svc;
+    apr_pool_t *pool;
+    apr_thread_t *thread;
+} dkv_svc_reader_t;
+
+typedef struct dkv_replica dkv_replica_t;
+
+struct dkv_service {
+    apr_pool_t *pool;
+    dkv_engine_t *engine;
+    size_t max_value;
+    dkv_service_send_fn *send;
+    void *baton;
+    const char *instance;
+    int64_t (*clock)(void *baton);
+    void *clock_baton;
+    int64_t interval;          /* expiry period, ms */
+    size_t max_batch;
+
+    dkv_svc_queue_t rq;        /* reads ready to run */
+    dkv_svc_queue_t wq;        /* to the replica: writes, linearizable
+                                * reads, watches, closes, shutdown; peer
+                                * messages come in beside them */
+    volatile int shutting;
+
+    /* Free items (under flock). */
+    apr_thread_mutex_t *flock;
+    dkv_svc_item_t *free_items;
+    size_t nfree;
+
+    unsigned nreaders;
+    dkv_svc_reader_t *readers;
+    apr_thread_t *writer;      /* the replica thread */
+    dkv_replica_t *replica;
+    int local_reads;           /* every read may be served at once (a
+                                * group of one) */
+
+    apr_pool_t *bpool;         /* a watch backlog's frame scratch */
+    dkv_hub_t *hub;
+
+    /* Counters and the revision (under slock). */
+    apr_thread_mutex_t *slock;
+    dkv_service_stats_t stats;
+    uint64_t revision;
+};
+
+/* The service's clock, ms since the epoch. */
+int64_t dkv_svc_now(const dkv_service_t *svc);
+
+dkv_svc_item_t *dkv_svc_item_get(dkv_service_t *svc);
+/* Frees IT's frame and recycles IT. */
+void dkv_svc_item_put(dkv_service_t *svc, dkv_svc_item_t *it);
+void dkv_svc_queue_push(dkv_svc_queue_t *q, dkv_svc_item_t *it);
+/* Detaches up to MAX items from Q's head; Q locked. */
+dkv_svc_item_t *dkv_svc_queue_take(dkv_svc_queue_t *q, size_t max);
+
+/* Sets IT's answer to RV with the thread's last error as message. */
+void dkv_svc_set_status(dkv_svc_item_t *it, dkv_status_t rv,
+                        apr_pool_t *pool);
+/* Decodes IT's frame into *REQ and prepares its answer; returns DKV_OK
+ * or the status already set as its answer. */
+dkv_status_t dkv_svc_decode(dkv_request_t *req, dkv_svc_item_t *it,
+                            apr_pool_t *pool);
+/* Runs write REQ in context W, filling RES (MAX_VALUE: the entry's). */
+dkv_status_t dkv_svc_run_write(dkv_service_t *svc, dkv_eng_write_t *w,
+                               const dkv_request_t *req, dkv_response_t *res,
+                               size_t max_value, apr_pool_t *pool);
+
+/* Answers being gathered, one connection's at a time. */
+typedef struct dkv_svc_out {
+    dkv_wbuf_t buf;
+    uint64_t conn;
+    int used;
+} dkv_svc_out_t;
+
+void dkv_svc_out_add(dkv_service_t *svc, dkv_svc_out_t *out,
+                     dkv_svc_item_t *it);
+void dkv_svc_out_flush(dkv_service_t *svc, dkv_svc_out_t *out);
+
+/* 1 when IT is handled between commits (WATCH, WATCH_CANCEL, a close or
+ * the shutdown mark). */
+int dkv_svc_is_control(const dkv_svc_item_t *it);
+/* 1 when IT is a read that needs a read index first. */
+int dkv_svc_is_lin_read(const dkv_service_t *svc, const dkv_svc_item_t *it);
+/* Handles control IT (and recycles it), with POOL as scratch. */
+void dkv_svc_control(dkv_service_t *svc, dkv_svc_item_t *it,
+                     apr_pool_t *pool);
+
+/* ------------------------------------------------------------- replica */
+
+/* Starts the replica for SVC (the Raft group of OPTS; a group of one
+ * without members): its core, its transport, and the replica thread,
+ * which takes SVC->wq.  Returns DKV_OK or a status with a message. */
+dkv_status_t dkv_replica_start(dkv_service_t *svc,
+                               const dkv_service_opts_t *opts,
+                               apr_pool_t *pool);
+
+/* Fills RES with the group's members and leader (MEMBERS), in POOL. */
+void dkv_replica_members(dkv_response_t *res, dkv_service_t *svc,
+                         apr_pool_t *pool);
+
+/* Stops the transport (after the replica thread ended) and frees. */
+void dkv_replica_stop(dkv_service_t *svc);
 
 #endif /* DKV_NODE_SERVICE_INT_H */

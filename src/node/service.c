@@ -1,50 +1,45 @@
 /*
  * service.c -- dkv-node's request service (see service.h): decodes request
  * frames, runs them on the engine and hands back encoded responses and
- * watch events.
+ * watch events.  The ordering of writes -- the Raft loop that proposes,
+ * persists, applies and answers them -- is replica.c's; the two share
+ * service-int.h.
  *
- * Queues.  dkv_service_submit only classifies a frame by its op byte and
- * queues it: reads (GET, GET_MANY, SCAN, COUNT, COUNTER_GET, LEASE_INFO,
- * SEARCH, PING, REVISION, and unknown ops, answered ENOTIMPL) on the read
- * queue, everything else on the write queue.  Queue items are recycled
- * through a free list, so a request costs no allocation beyond its frame
- * and its answer's bytes.
+ * Queues.  dkv_service_submit only classifies a frame by its op and
+ * header flags and queues it: reads that may be served at once (every
+ * read in a group of one; serializable reads; PING, MEMBERS, and unknown
+ * ops, answered ENOTIMPL) on the read queue; everything else -- writes,
+ * linearizable reads of a replicated store, watch controls -- on the
+ * replica's queue.  Queue items are recycled through a free list.
  *
  * Readers.  opts->readers threads (default: one per processor) each take
  * up to READ_BATCH requests at a time, decode them into a pool of their
  * own (cleared after each request), run each on a fresh engine read
  * context (an LMDB read transaction: it never waits for the writer or its
  * sync) and send the answers, the consecutive answers of one connection
- * in one buffer.
+ * in one buffer.  The replica hands them linearizable reads once their
+ * read index is applied.
  *
- * Writer.  One thread takes every queued write (up to max_batch) and
- * applies them one by one in ONE engine write context: each request gets
- * its own status exactly as the in-process backend gives it (the bulk
- * calls go through the same client/exec.c helpers), a logical failure
- * leaves no trace and does not touch the others, and a fatal status (I/O,
- * EFULL, ECORRUPT) poisons the context: every request in it fails with
- * that status and a new context takes the rest.  Then one commit (one
- * sync: group commit); only after it succeeds are the answers encoded and
- * sent, so nothing is acknowledged before it is durable; then the
- * commit's events go to the watch hub (watch.c).  The writer also expires
- * TTLs and leases, a chunk at a time, inside the same contexts, every
- * expire_interval_ms or as soon as the next expiry is due.
+ * Writes.  dkv_svc_run_write runs one write request in the replica's
+ * engine write context, with the semantics and statuses of the
+ * in-process backend (the bulk calls go through the same client/exec.c
+ * helpers); a logical failure leaves no trace.
  *
  * Watches.  WATCH, WATCH_CANCEL, connection closes and the shutdown mark
- * are queued to the writer like writes and handled between commits: the
- * pending context is committed first, so a read snapshot taken then is
- * exactly the last commit (revision R).  The WATCH response carries R,
- * the backlog (snapshot or replay) follows, read from that snapshot, and
- * the watch joins the hub for the live events from R+1 on: nothing is
- * missed or repeated, and every event of a watch leaves the writer thread
- * in revision order after its response.  A big prefix snapshot holds the
- * writer up while it is read; it is sent a frame at a time.
+ * are handled by the replica thread between its commits (dkv_svc_control),
+ * so a read snapshot taken then is exactly the last commit (revision R).
+ * The WATCH response carries R, the backlog (snapshot or replay) follows,
+ * read from that snapshot, and the watch joins the hub for the live
+ * events from R+1 on: nothing is missed or repeated, and every event of a
+ * watch leaves the replica thread in revision order after its response.
+ * A big prefix snapshot holds the replica up while it is read; it is sent
+ * a frame at a time.
  *
  * Shutdown.  dkv_service_shutdown marks the service (requests submitted
  * from then on are answered EUNAVAILABLE without running) and queues a
- * mark behind the writes already queued; when the writer reaches it,
+ * mark behind the requests already queued; when the replica reaches it,
  * every watch ends with an EUNAVAILABLE error event.  dkv_service_destroy
- * lets both queues drain, then joins the threads.
+ * lets the replica drain its queue, joins it, then the readers.
  */
 #include <string.h>
 
@@ -71,77 +66,8 @@
 /* Free queue items kept for reuse. */
 #define FREE_MAX 4096
 
-typedef enum item_kind {
-    ITEM_REQUEST,
-    ITEM_CLOSED,               /* dkv_service_conn_closed */
-    ITEM_SHUTDOWN              /* the shutdown mark */
-} item_kind_t;
-
-typedef struct svc_item {
-    struct svc_item *next;
-    item_kind_t kind;
-    int refused;               /* submitted after shutdown began */
-    int in_ctx;                /* applied in the open write context */
-    uint64_t conn;
-    unsigned char *frame;
-    size_t len;
-    dkv_response_t res;        /* the answer, filled by a worker */
-} svc_item_t;
-
-typedef struct svc_queue {
-    apr_thread_mutex_t *lock;
-    apr_thread_cond_t *cond;
-    svc_item_t *head, *tail;
-    int stop;
-} svc_queue_t;
-
-typedef struct svc_reader {
-    dkv_service_t *svc;
-    apr_pool_t *pool;
-    apr_thread_t *thread;
-} svc_reader_t;
-
-struct dkv_service {
-    apr_pool_t *pool;
-    dkv_engine_t *engine;
-    size_t max_value;
-    dkv_service_send_fn *send;
-    void *baton;
-    const char *instance;
-    int64_t (*clock)(void *baton);
-    void *clock_baton;
-    int64_t interval;          /* expiry period, ms */
-    size_t max_batch;
-
-    svc_queue_t rq;            /* reads */
-    svc_queue_t wq;            /* writes, watches, closes, shutdown */
-    volatile int shutting;
-
-    /* Free items (under flock). */
-    apr_thread_mutex_t *flock;
-    svc_item_t *free_items;
-    size_t nfree;
-
-    unsigned nreaders;
-    svc_reader_t *readers;
-    apr_thread_t *writer;
-
-    /* The writer's own state. */
-    apr_pool_t *wpool;         /* one flush's decode and engine scratch */
-    apr_pool_t *bpool;         /* a watch backlog's frame scratch */
-    dkv_hub_t *hub;
-    dkv_eng_write_t *ctx;      /* the open write context, or NULL */
-    svc_item_t *pend, **pend_tail; /* answered at the next flush */
-    int64_t next_check;        /* when to look for due expiries */
-
-    /* Counters and the revision (under slock). */
-    apr_thread_mutex_t *slock;
-    dkv_service_stats_t stats;
-    uint64_t revision;
-};
-
-static int64_t
-svc_now(const dkv_service_t *svc)
+int64_t
+dkv_svc_now(const dkv_service_t *svc)
 {
     if (svc->clock != NULL) {
         return svc->clock(svc->clock_baton);
@@ -151,10 +77,10 @@ svc_now(const dkv_service_t *svc)
 
 /* =================================================================== items */
 
-static svc_item_t *
-item_get(dkv_service_t *svc)
+dkv_svc_item_t *
+dkv_svc_item_get(dkv_service_t *svc)
 {
-    svc_item_t *it;
+    dkv_svc_item_t *it;
 
     apr_thread_mutex_lock(svc->flock);
     it = svc->free_items;
@@ -173,8 +99,8 @@ item_get(dkv_service_t *svc)
 }
 
 /* Frees IT's frame and recycles IT. */
-static void
-item_put(dkv_service_t *svc, svc_item_t *it)
+void
+dkv_svc_item_put(dkv_service_t *svc, dkv_svc_item_t *it)
 {
     dkv_free(it->frame);
     it->frame = NULL;
@@ -189,8 +115,8 @@ item_put(dkv_service_t *svc, svc_item_t *it)
     dkv_free(it);
 }
 
-static void
-queue_push(svc_queue_t *q, svc_item_t *it)
+void
+dkv_svc_queue_push(dkv_svc_queue_t *q, dkv_svc_item_t *it)
 {
     it->next = NULL;
     apr_thread_mutex_lock(q->lock);
@@ -206,10 +132,10 @@ queue_push(svc_queue_t *q, svc_item_t *it)
 }
 
 /* Detaches up to MAX items from Q's head; Q locked.  Returns the list. */
-static svc_item_t *
-queue_take(svc_queue_t *q, size_t max)
+dkv_svc_item_t *
+dkv_svc_queue_take(dkv_svc_queue_t *q, size_t max)
 {
-    svc_item_t *first = q->head, *last = q->head;
+    dkv_svc_item_t *first = q->head, *last = q->head;
     size_t n = 1;
 
     if (first == NULL) {
@@ -232,6 +158,7 @@ is_read_op(uint8_t op)
 {
     switch (op) {
     case DKV_MSG_PING:
+    case DKV_MSG_MEMBERS:
     case DKV_MSG_REVISION:
     case DKV_MSG_GET:
     case DKV_MSG_GET_MANY:
@@ -270,8 +197,8 @@ is_read_op(uint8_t op)
 
 /* Sets IT's answer to status RV with the thread's last error as its
  * message (copied into POOL). */
-static void
-set_status(svc_item_t *it, dkv_status_t rv, apr_pool_t *pool)
+void
+dkv_svc_set_status(dkv_svc_item_t *it, dkv_status_t rv, apr_pool_t *pool)
 {
     it->res.status = rv;
     it->res.message = rv == DKV_OK ? ""
@@ -280,8 +207,8 @@ set_status(svc_item_t *it, dkv_status_t rv, apr_pool_t *pool)
 
 /* Decodes IT's frame into *REQ (in POOL) and prepares its answer.
  * Returns DKV_OK, or the status already set as its answer. */
-static dkv_status_t
-decode(dkv_request_t *req, svc_item_t *it, apr_pool_t *pool)
+dkv_status_t
+dkv_svc_decode(dkv_request_t *req, dkv_svc_item_t *it, apr_pool_t *pool)
 {
     dkv_frame_t fr;
     size_t size;
@@ -303,14 +230,14 @@ decode(dkv_request_t *req, svc_item_t *it, apr_pool_t *pool)
             }
         }
         dkv_error_set(DKV_EINVAL, "malformed request: bad frame");
-        set_status(it, DKV_EINVAL, pool);
+        dkv_svc_set_status(it, DKV_EINVAL, pool);
         return DKV_EINVAL;
     }
     it->res.op = fr.op & 0x7F;
     it->res.id = fr.id;
     if (fr.op == DKV_MSG_HELLO) {
         dkv_error_set(DKV_EINVAL, "HELLO is only allowed once, first");
-        set_status(it, DKV_EINVAL, pool);
+        dkv_svc_set_status(it, DKV_EINVAL, pool);
         return DKV_EINVAL;
     }
     rv = dkv_proto_request_decode(req, &fr, pool);
@@ -319,26 +246,20 @@ decode(dkv_request_t *req, svc_item_t *it, apr_pool_t *pool)
             dkv_error_set(rv, "%s", rv == DKV_ENOTIMPL
                           ? "unknown operation" : "malformed request");
         }
-        set_status(it, rv, pool);
+        dkv_svc_set_status(it, rv, pool);
         return rv;
     }
     if (it->refused) {
         dkv_error_set(DKV_EUNAVAILABLE, "node shutting down");
-        set_status(it, DKV_EUNAVAILABLE, pool);
+        dkv_svc_set_status(it, DKV_EUNAVAILABLE, pool);
         return DKV_EUNAVAILABLE;
     }
     return DKV_OK;
 }
 
-/* Output being gathered for one connection at a time. */
-typedef struct outbuf {
-    dkv_wbuf_t buf;
-    uint64_t conn;
-    int used;
-} outbuf_t;
 
-static void
-out_flush(dkv_service_t *svc, outbuf_t *out)
+void
+dkv_svc_out_flush(dkv_service_t *svc, dkv_svc_out_t *out)
 {
     if (out->used && out->buf.len > 0) {
         svc->send(svc->baton, out->conn, DKV_SERVICE_RESPONSE, 0, &out->buf);
@@ -351,13 +272,13 @@ out_flush(dkv_service_t *svc, outbuf_t *out)
 
 /* Appends IT's answer to OUT (flushing OUT first when it holds another
  * connection's answers). */
-static void
-out_add(dkv_service_t *svc, outbuf_t *out, svc_item_t *it)
+void
+dkv_svc_out_add(dkv_service_t *svc, dkv_svc_out_t *out, dkv_svc_item_t *it)
 {
     size_t mark;
 
     if (out->used && out->conn != it->conn) {
-        out_flush(svc, out);
+        dkv_svc_out_flush(svc, out);
     }
     if (!out->used) {
         dkv_wbuf_init(&out->buf, 0);
@@ -393,7 +314,7 @@ run_read(dkv_service_t *svc, const dkv_request_t *req, dkv_response_t *res,
 {
     dkv_eng_read_t *r;
     dkv_page_t *page = NULL;
-    int64_t now = svc_now(svc);
+    int64_t now = dkv_svc_now(svc);
     dkv_status_t rv;
 
     rv = dkv_engine_read_begin(&r, svc->engine, now);
@@ -408,6 +329,9 @@ run_read(dkv_service_t *svc, const dkv_request_t *req, dkv_response_t *res,
         break;
     case DKV_MSG_REVISION:
         res->revision = dkv_engine_read_revision(r);
+        break;
+    case DKV_MSG_MEMBERS:
+        dkv_replica_members(res, svc, pool);
         break;
     case DKV_MSG_GET:
         rv = dkv_check_key(req->key, req->key_len, 0);
@@ -459,21 +383,21 @@ run_read(dkv_service_t *svc, const dkv_request_t *req, dkv_response_t *res,
 static void *APR_THREAD_FUNC
 reader_main(apr_thread_t *thread, void *data)
 {
-    svc_reader_t *rd = data;
+    dkv_svc_reader_t *rd = data;
     dkv_service_t *svc = rd->svc;
-    outbuf_t out;
+    dkv_svc_out_t out;
 
     (void)thread;
     memset(&out, 0, sizeof(out));
     for (;;) {
-        svc_item_t *list, *it;
+        dkv_svc_item_t *list, *it;
         uint64_t n = 0;
 
         apr_thread_mutex_lock(svc->rq.lock);
         while (svc->rq.head == NULL && !svc->rq.stop) {
             apr_thread_cond_wait(svc->rq.cond, svc->rq.lock);
         }
-        list = queue_take(&svc->rq, READ_BATCH);
+        list = dkv_svc_queue_take(&svc->rq, READ_BATCH);
         apr_thread_mutex_unlock(svc->rq.lock);
         if (list == NULL) {
             break;
@@ -482,19 +406,19 @@ reader_main(apr_thread_t *thread, void *data)
             dkv_request_t req;
 
             list = it->next;
-            if (decode(&req, it, rd->pool) == DKV_OK) {
+            if (dkv_svc_decode(&req, it, rd->pool) == DKV_OK) {
                 dkv_status_t rv;
 
                 dkv_error_clear();
                 rv = run_read(svc, &req, &it->res, rd->pool);
-                set_status(it, rv, rd->pool);
+                dkv_svc_set_status(it, rv, rd->pool);
             }
-            out_add(svc, &out, it);
-            item_put(svc, it);
+            dkv_svc_out_add(svc, &out, it);
+            dkv_svc_item_put(svc, it);
             apr_pool_clear(rd->pool);
             n++;
         }
-        out_flush(svc, &out);
+        dkv_svc_out_flush(svc, &out);
         apr_thread_mutex_lock(svc->slock);
         svc->stats.reads += n;
         apr_thread_mutex_unlock(svc->slock);
@@ -506,17 +430,20 @@ reader_main(apr_thread_t *thread, void *data)
 /* =============================================================== writes */
 
 /* Runs write request REQ in context W; fills RES's result fields. */
-static dkv_status_t
-run_write(dkv_service_t *svc, dkv_eng_write_t *w, const dkv_request_t *req,
-          dkv_response_t *res, apr_pool_t *pool)
+dkv_status_t
+dkv_svc_run_write(dkv_service_t *svc, dkv_eng_write_t *w,
+                  const dkv_request_t *req, dkv_response_t *res,
+                  size_t max_value, apr_pool_t *pool)
 {
     dkv_status_t rv;
     size_t i;
 
+    (void)svc;
+
     switch (req->op) {
     case DKV_MSG_PUT:
         rv = dkv_check_put(req->key, req->key_len, req->value,
-                           req->value_len, &req->put, svc->max_value);
+                           req->value_len, &req->put, max_value);
         if (rv == DKV_OK) {
             /* The engine fills the result whatever its status. */
             rv = dkv_engine_put(&res->result, w, req->key, req->key_len,
@@ -559,7 +486,7 @@ run_write(dkv_service_t *svc, dkv_eng_write_t *w, const dkv_request_t *req,
                                          * sizeof(dkv_result_t));
         if (rv == DKV_OK) {
             rv = dkv_exec_put_many(res->results, w, req->kvs, req->n,
-                                   &req->put, svc->max_value);
+                                   &req->put, max_value);
         }
         return rv;
     case DKV_MSG_DELETE_MANY:
@@ -573,7 +500,7 @@ run_write(dkv_service_t *svc, dkv_eng_write_t *w, const dkv_request_t *req,
         res->results = apr_pcalloc(pool, (req->n + 1)
                                          * sizeof(dkv_result_t));
         return dkv_exec_batch(res->results, w, req->ops, req->n,
-                              svc->max_value);
+                              max_value);
     case DKV_MSG_CLEAR:
         return dkv_engine_clear(&res->u64, w, &req->range);
     case DKV_MSG_COUNTER_ADD:
@@ -632,183 +559,6 @@ run_write(dkv_service_t *svc, dkv_eng_write_t *w, const dkv_request_t *req,
     }
 }
 
-static void
-pend_add(dkv_service_t *svc, svc_item_t *it)
-{
-    it->next = NULL;
-    *svc->pend_tail = it;
-    svc->pend_tail = &it->next;
-}
-
-/* Every request of the open context fails with RV (the thread's last
- * error as message); the context is aborted.  CULPRIT (may be NULL) is
- * the request whose own status RV is: it keeps its result; the others'
- * results are dropped (RV is not their outcome). */
-static void
-ctx_fail(dkv_service_t *svc, dkv_status_t rv, svc_item_t *culprit)
-{
-    svc_item_t *it;
-    const char *msg = apr_pstrdup(svc->wpool, dkv_last_error());
-
-    for (it = svc->pend; it != NULL; it = it->next) {
-        if (it->in_ctx) {
-            it->in_ctx = 0;
-            it->res.status = rv;
-            it->res.message = msg;
-            if (it != culprit) {
-                it->res.has_result = 0;
-            }
-        }
-    }
-    dkv_engine_write_abort(svc->ctx);
-    svc->ctx = NULL;
-}
-
-static dkv_status_t
-ctx_open(dkv_service_t *svc)
-{
-    if (svc->ctx != NULL) {
-        return DKV_OK;
-    }
-    return dkv_engine_write_begin(&svc->ctx, svc->engine, svc_now(svc),
-                                  svc->wpool);
-}
-
-/* Expires one chunk of what is due, in the open context (opened when
- * something is due), when the time for a look has come. */
-static void
-maybe_expire(dkv_service_t *svc)
-{
-    int64_t now = svc_now(svc), next;
-    dkv_eng_read_t *r;
-    uint64_t expired = 0;
-    int more = 0;
-    dkv_status_t rv;
-
-    if (now < svc->next_check || svc->shutting) {
-        return;
-    }
-    svc->next_check = now + svc->interval;
-    if (dkv_engine_read_begin(&r, svc->engine, now) != DKV_OK) {
-        return;
-    }
-    next = dkv_engine_next_expiry(r);
-    dkv_engine_read_end(r);
-    if (next == 0) {
-        return;
-    }
-    if (next > now) {
-        if (next < svc->next_check) {
-            svc->next_check = next;
-        }
-        return;
-    }
-    if (ctx_open(svc) != DKV_OK) {
-        return;
-    }
-    rv = dkv_engine_expire_due(&expired, &more, svc->ctx, EXPIRE_CHUNK);
-    if (!dkv_exec_is_logical(rv)) {
-        ctx_fail(svc, rv, NULL);
-        return;
-    }
-    if (more) {
-        svc->next_check = now;
-    }
-    apr_thread_mutex_lock(svc->slock);
-    svc->stats.expired += expired;
-    apr_thread_mutex_unlock(svc->slock);
-}
-
-/* Commits the open context, answers every pending request, hands the
- * events to the hub, and clears the writer's pool. */
-static void
-flush(dkv_service_t *svc)
-{
-    const dkv_event_t *evs = NULL;
-    size_t nevs = 0;
-    uint64_t nw = 0;
-    svc_item_t *it;
-    outbuf_t out;
-
-    if (svc->ctx != NULL) {
-        dkv_status_t rv;
-
-        dkv_error_clear();
-        rv = dkv_engine_write_commit(svc->ctx, 0);
-        if (rv != DKV_OK) {
-            /* The context is ended; ctx_fail must not abort it again. */
-            const char *msg = apr_pstrdup(svc->wpool, dkv_last_error());
-
-            for (it = svc->pend; it != NULL; it = it->next) {
-                if (it->in_ctx) {
-                    it->res.status = rv;
-                    it->res.message = msg;
-                    it->res.has_result = 0;
-                }
-            }
-        }
-        else {
-            uint64_t rev = dkv_engine_write_revision(svc->ctx);
-
-            evs = dkv_engine_write_events(svc->ctx, &nevs);
-            for (it = svc->pend; it != NULL; it = it->next) {
-                nw += it->in_ctx;
-            }
-            apr_thread_mutex_lock(svc->slock);
-            svc->stats.commits++;
-            svc->stats.writes += nw;
-            if (nw > svc->stats.largest) {
-                svc->stats.largest = nw;
-            }
-            svc->revision = rev;
-            apr_thread_mutex_unlock(svc->slock);
-        }
-        svc->ctx = NULL;
-    }
-    memset(&out, 0, sizeof(out));
-    while ((it = svc->pend) != NULL) {
-        svc->pend = it->next;
-        out_add(svc, &out, it);
-        item_put(svc, it);
-    }
-    svc->pend_tail = &svc->pend;
-    out_flush(svc, &out);
-    if (nevs > 0 && evs != NULL) {
-        dkv_hub_deliver(svc->hub, evs, nevs, svc->wpool);
-        apr_thread_mutex_lock(svc->slock);
-        svc->stats.watches = dkv_hub_count(svc->hub);
-        svc->stats.dropped = dkv_hub_dropped(svc->hub);
-        apr_thread_mutex_unlock(svc->slock);
-    }
-    apr_pool_clear(svc->wpool);
-}
-
-/* Applies write request IT in the open context (pending until flush). */
-static void
-write_one(dkv_service_t *svc, svc_item_t *it)
-{
-    dkv_request_t req;
-    dkv_status_t rv;
-
-    pend_add(svc, it);
-    if (decode(&req, it, svc->wpool) != DKV_OK) {
-        return;
-    }
-    rv = ctx_open(svc);
-    if (rv != DKV_OK) {
-        set_status(it, rv, svc->wpool);
-        return;
-    }
-    dkv_error_clear();
-    rv = run_write(svc, svc->ctx, &req, &it->res, svc->wpool);
-    set_status(it, rv, svc->wpool);
-    it->in_ctx = 1;
-    if (!dkv_exec_is_logical(rv)) {
-        /* Poisoned: nothing of this context will be applied. */
-        ctx_fail(svc, rv, it);
-    }
-}
-
 /* A watch's backlog on its way out, a frame at a time. */
 typedef struct backlog {
     dkv_service_t *svc;
@@ -860,19 +610,20 @@ backlog_event(void *baton, const dkv_event_t *ev)
 
 /* Sends IT's answer now. */
 static void
-answer_now(dkv_service_t *svc, svc_item_t *it)
+answer_now(dkv_service_t *svc, dkv_svc_item_t *it)
 {
-    outbuf_t out;
+    dkv_svc_out_t out;
 
     memset(&out, 0, sizeof(out));
-    out_add(svc, &out, it);
-    out_flush(svc, &out);
+    dkv_svc_out_add(svc, &out, it);
+    dkv_svc_out_flush(svc, &out);
 }
 
 /* WATCH: answered with the revision R of the last commit, then the
  * backlog from R's snapshot, then live events from R+1 on. */
 static void
-start_watch(dkv_service_t *svc, svc_item_t *it, const dkv_request_t *req)
+start_watch(dkv_service_t *svc, dkv_svc_item_t *it, const dkv_request_t *req,
+            apr_pool_t *pool)
 {
     int prefix = (req->watch_flags & DKV_PROTO_WATCH_PREFIX) != 0;
     int snapshot = (req->watch_flags & DKV_PROTO_WATCH_SNAPSHOT) != 0;
@@ -893,10 +644,10 @@ start_watch(dkv_service_t *svc, svc_item_t *it, const dkv_request_t *req)
                            (unsigned long long)it->res.id);
     }
     if (rv == DKV_OK) {
-        rv = dkv_engine_read_begin(&r, svc->engine, svc_now(svc));
+        rv = dkv_engine_read_begin(&r, svc->engine, dkv_svc_now(svc));
     }
     if (rv != DKV_OK) {
-        set_status(it, rv, svc->wpool);
+        dkv_svc_set_status(it, rv, pool);
         answer_now(svc, it);
         return;
     }
@@ -908,22 +659,22 @@ start_watch(dkv_service_t *svc, svc_item_t *it, const dkv_request_t *req)
                            " %llu)", (unsigned long long)start,
                            (unsigned long long)dkv_engine_history_oldest(r));
         dkv_engine_read_end(r);
-        set_status(it, rv, svc->wpool);
+        dkv_svc_set_status(it, rv, pool);
         answer_now(svc, it);
         return;
     }
     it->res.revision = rev;
-    set_status(it, DKV_OK, svc->wpool);
+    dkv_svc_set_status(it, DKV_OK, pool);
     answer_now(svc, it);
 
-    bl = apr_pcalloc(svc->wpool, sizeof(*bl));
+    bl = apr_pcalloc(pool, sizeof(*bl));
     bl->svc = svc;
     bl->conn = it->conn;
     bl->id = it->res.id;
     if (snapshot || start != 0) {
         rv = dkv_exec_watch_backlog(r, req->key, req->key_len, prefix,
                                     snapshot, start, backlog_event, bl,
-                                    svc->wpool);
+                                    pool);
         if (rv == DKV_OK) {
             /* The last snapshot frame says so (SNAPSHOT_DONE), an empty
              * one when the snapshot was: a client that loses the
@@ -952,102 +703,75 @@ start_watch(dkv_service_t *svc, svc_item_t *it, const dkv_request_t *req)
 }
 
 /* WATCH, WATCH_CANCEL, a close or the shutdown mark, between commits. */
-static void
-control(dkv_service_t *svc, svc_item_t *it)
+void
+dkv_svc_control(dkv_service_t *svc, dkv_svc_item_t *it, apr_pool_t *pool)
 {
     dkv_request_t req;
 
     switch (it->kind) {
-    case ITEM_CLOSED:
+    case DKV_SVC_CLOSED:
         dkv_hub_conn_closed(svc->hub, it->conn);
         break;
-    case ITEM_SHUTDOWN:
+    case DKV_SVC_SHUTDOWN:
         dkv_hub_end_all(svc->hub, DKV_EUNAVAILABLE,
                         dkv_service_revision(svc));
         break;
-    case ITEM_REQUEST:
-        if (decode(&req, it, svc->wpool) != DKV_OK) {
+    case DKV_SVC_REQUEST:
+        if (dkv_svc_decode(&req, it, pool) != DKV_OK) {
             answer_now(svc, it);
         }
         else if (req.op == DKV_MSG_WATCH_CANCEL) {
             dkv_hub_cancel(svc->hub, it->conn, req.u64);
-            set_status(it, DKV_OK, svc->wpool);
+            dkv_svc_set_status(it, DKV_OK, pool);
             answer_now(svc, it);
         }
         else {
-            start_watch(svc, it, &req);
+            start_watch(svc, it, &req, pool);
         }
         break;
     }
-    item_put(svc, it);
+    dkv_svc_item_put(svc, it);
     apr_thread_mutex_lock(svc->slock);
     svc->stats.watches = dkv_hub_count(svc->hub);
     svc->stats.dropped = dkv_hub_dropped(svc->hub);
     apr_thread_mutex_unlock(svc->slock);
-    apr_pool_clear(svc->wpool);
+    apr_pool_clear(pool);
 }
 
-static int
-is_control(const svc_item_t *it)
+int
+dkv_svc_is_control(const dkv_svc_item_t *it)
 {
     uint8_t op;
 
-    if (it->kind != ITEM_REQUEST) {
+    if (it->kind != DKV_SVC_REQUEST) {
         return 1;
     }
     op = it->len > 4 ? it->frame[4] : 0;
     return op == DKV_MSG_WATCH || op == DKV_MSG_WATCH_CANCEL;
 }
 
-static void *APR_THREAD_FUNC
-writer_main(apr_thread_t *thread, void *data)
+int
+dkv_svc_is_lin_read(const dkv_service_t *svc, const dkv_svc_item_t *it)
 {
-    dkv_service_t *svc = data;
+    uint8_t op = it->len > 5 ? it->frame[4] : 0;
 
-    (void)thread;
-    svc->next_check = svc_now(svc) + svc->interval;
-    for (;;) {
-        svc_item_t *list, *it;
-
-        apr_thread_mutex_lock(svc->wq.lock);
-        while (svc->wq.head == NULL && !svc->wq.stop) {
-            int64_t wait = svc->next_check - svc_now(svc);
-
-            if (wait <= 0 || svc->shutting) {
-                if (svc->shutting) {
-                    apr_thread_cond_wait(svc->wq.cond, svc->wq.lock);
-                    continue;
-                }
-                break;
-            }
-            if (wait > svc->interval) {
-                wait = svc->interval;
-            }
-            apr_thread_cond_timedwait(svc->wq.cond, svc->wq.lock,
-                                      apr_time_from_msec(wait));
-        }
-        if (svc->wq.head == NULL && svc->wq.stop) {
-            apr_thread_mutex_unlock(svc->wq.lock);
-            break;
-        }
-        list = queue_take(&svc->wq, svc->max_batch);
-        apr_thread_mutex_unlock(svc->wq.lock);
-
-        maybe_expire(svc);
-        while ((it = list) != NULL) {
-            list = it->next;
-            if (is_control(it)) {
-                flush(svc);
-                control(svc, it);
-            }
-            else {
-                write_one(svc, it);
-            }
-        }
-        flush(svc);
+    if (svc->local_reads || it->kind != DKV_SVC_REQUEST || !is_read_op(op)
+        || (it->frame[5] & DKV_PROTO_FLAG_SERIALIZABLE) != 0) {
+        return 0;
     }
-    dkv_error_clear();
-    return NULL;
+    switch (op) {
+    case DKV_MSG_GET:
+    case DKV_MSG_GET_MANY:
+    case DKV_MSG_SCAN:
+    case DKV_MSG_COUNT:
+    case DKV_MSG_COUNTER_GET:
+    case DKV_MSG_LEASE_INFO:
+    case DKV_MSG_SEARCH:
+    case DKV_MSG_REVISION:
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 /* ============================================================ interface */
@@ -1057,7 +781,7 @@ void
 dkv_service_submit(dkv_service_t *service, uint64_t conn_id,
                    unsigned char *frame, size_t len)
 {
-    svc_item_t *it = item_get(service);
+    dkv_svc_item_t *it = dkv_svc_item_get(service);
     uint8_t op;
 
     if (it == NULL) {
@@ -1065,45 +789,45 @@ dkv_service_submit(dkv_service_t *service, uint64_t conn_id,
         dkv_free(frame);
         return;
     }
-    it->kind = ITEM_REQUEST;
+    it->kind = DKV_SVC_REQUEST;
     it->conn = conn_id;
     it->frame = frame;
     it->len = len;
     op = len > 4 ? frame[4] : 0;
-    if (is_read_op(op)) {
+    if (is_read_op(op) && !dkv_svc_is_lin_read(service, it)) {
         /* The flag is read under the queue lock shutdown takes. */
         apr_thread_mutex_lock(service->rq.lock);
         it->refused = service->shutting;
         apr_thread_mutex_unlock(service->rq.lock);
-        queue_push(&service->rq, it);
+        dkv_svc_queue_push(&service->rq, it);
     }
     else {
         apr_thread_mutex_lock(service->wq.lock);
         it->refused = service->shutting;
         apr_thread_mutex_unlock(service->wq.lock);
-        queue_push(&service->wq, it);
+        dkv_svc_queue_push(&service->wq, it);
     }
 }
 
 /* Queues a control item of KIND for the writer. */
 static void
-queue_control(dkv_service_t *svc, item_kind_t kind, uint64_t conn)
+queue_control(dkv_service_t *svc, dkv_svc_kind_t kind, uint64_t conn)
 {
-    svc_item_t *it = item_get(svc);
+    dkv_svc_item_t *it = dkv_svc_item_get(svc);
 
     if (it == NULL) {
         return;
     }
     it->kind = kind;
     it->conn = conn;
-    queue_push(&svc->wq, it);
+    dkv_svc_queue_push(&svc->wq, it);
 }
 
 /* See service.h. */
 void
 dkv_service_conn_closed(dkv_service_t *service, uint64_t conn_id)
 {
-    queue_control(service, ITEM_CLOSED, conn_id);
+    queue_control(service, DKV_SVC_CLOSED, conn_id);
 }
 
 /* See service.h. */
@@ -1140,12 +864,12 @@ dkv_service_shutdown(dkv_service_t *service)
     apr_thread_mutex_unlock(service->wq.lock);
     apr_thread_mutex_unlock(service->rq.lock);
     if (first) {
-        queue_control(service, ITEM_SHUTDOWN, 0);
+        queue_control(service, DKV_SVC_SHUTDOWN, 0);
     }
 }
 
 static void
-queue_stop(svc_queue_t *q)
+queue_stop(dkv_svc_queue_t *q)
 {
     apr_thread_mutex_lock(q->lock);
     q->stop = 1;
@@ -1161,17 +885,19 @@ dkv_service_destroy(dkv_service_t *service)
 {
     apr_status_t ignored;
     unsigned i;
-    svc_item_t *it;
+    dkv_svc_item_t *it;
 
     if (service == NULL) {
         return;
     }
     dkv_service_shutdown(service);
+    /* The replica first: it may still hand reads to the readers. */
     queue_stop(&service->wq);
-    queue_stop(&service->rq);
     if (service->writer != NULL) {
         apr_thread_join(&ignored, service->writer);
     }
+    dkv_replica_stop(service);
+    queue_stop(&service->rq);
     for (i = 0; i < service->nreaders; i++) {
         if (service->readers[i].thread != NULL) {
             apr_thread_join(&ignored, service->readers[i].thread);
@@ -1196,7 +922,7 @@ dkv_service_destroy(dkv_service_t *service)
 }
 
 static dkv_status_t
-queue_init(svc_queue_t *q, apr_pool_t *pool)
+queue_init(dkv_svc_queue_t *q, apr_pool_t *pool)
 {
     dkv_status_t rv;
 
@@ -1243,7 +969,6 @@ dkv_service_create(dkv_service_t **service, dkv_engine_t *engine,
     if (svc->nreaders < 1) {
         svc->nreaders = 1;
     }
-    svc->pend_tail = &svc->pend;
 
     if ((rv = queue_init(&svc->rq, p)) != APR_SUCCESS
         || (rv = queue_init(&svc->wq, p)) != APR_SUCCESS
@@ -1253,14 +978,13 @@ dkv_service_create(dkv_service_t **service, dkv_engine_t *engine,
         || (rv = apr_thread_mutex_create(&svc->slock,
                                          APR_THREAD_MUTEX_DEFAULT, p))
            != APR_SUCCESS
-        || (rv = apr_pool_create(&svc->wpool, p)) != APR_SUCCESS
         || (rv = apr_pool_create(&svc->bpool, p)) != APR_SUCCESS
         || (rv = dkv_hub_create(&svc->hub, send, baton, p)) != DKV_OK) {
         apr_pool_destroy(p);
         return dkv_error_set(rv, "service: cannot create its locks: %s",
                              dkv_strerror(rv));
     }
-    rv = dkv_engine_read_begin(&r, engine, svc_now(svc));
+    rv = dkv_engine_read_begin(&r, engine, dkv_svc_now(svc));
     if (rv != DKV_OK) {
         apr_pool_destroy(p);
         return rv;
@@ -1268,7 +992,7 @@ dkv_service_create(dkv_service_t **service, dkv_engine_t *engine,
     svc->revision = dkv_engine_read_revision(r);
     dkv_engine_read_end(r);
 
-    svc->readers = apr_pcalloc(p, svc->nreaders * sizeof(svc_reader_t));
+    svc->readers = apr_pcalloc(p, svc->nreaders * sizeof(dkv_svc_reader_t));
     for (i = 0; i < svc->nreaders; i++) {
         svc->readers[i].svc = svc;
         rv = apr_pool_create(&svc->readers[i].pool, p);
@@ -1277,9 +1001,11 @@ dkv_service_create(dkv_service_t **service, dkv_engine_t *engine,
         }
     }
     if (rv == APR_SUCCESS) {
-        rv = apr_thread_create(&svc->writer, NULL, writer_main, svc, p);
-        if (rv != APR_SUCCESS) {
-            svc->writer = NULL;
+        rv = dkv_replica_start(svc, opts, p);
+        if (rv != DKV_OK) {
+            /* The message is the replica's. */
+            dkv_service_destroy(svc);
+            return rv;
         }
     }
     for (i = 0; rv == APR_SUCCESS && i < svc->nreaders; i++) {

@@ -43,6 +43,14 @@ typedef int (dkv_service_send_fn)(void *baton, uint64_t conn_id,
                                   dkv_service_out_t kind, uint64_t watch_id,
                                   dkv_wbuf_t *frames);
 
+/* A member of the store's Raft group (docs/internals/replication.md). */
+typedef struct dkv_service_member {
+    uint32_t id;                  /* nonzero */
+    const char *host;             /* its address (for peers and clients) */
+    unsigned cluster_port;
+    unsigned client_port;
+} dkv_service_member_t;
+
 typedef struct dkv_service_opts {
     unsigned readers;             /* reader threads; 0: number of CPUs */
     unsigned expire_interval_ms;  /* 0: 50 */
@@ -51,6 +59,22 @@ typedef struct dkv_service_opts {
     /* The clock, ms since the epoch; NULL: the system clock. */
     int64_t (*clock)(void *baton);
     void *clock_baton;
+
+    /* Replication.  Without members the store is a group of one (this
+     * node, id 1 unless NODE_ID says otherwise), with no cluster port. */
+    uint32_t node_id;             /* 0: 1 */
+    const dkv_service_member_t *members;  /* every member, self included */
+    size_t nmembers;
+    const unsigned char *secret;  /* 32 bytes; required with members */
+    const char *store;            /* the store's name (cluster links) */
+    const char *cluster_bind;     /* NULL: 127.0.0.1 */
+    unsigned cluster_port;        /* 0: this node's entry in MEMBERS */
+    unsigned tick_ms;             /* Raft tick (heartbeat); 0: 100 */
+    unsigned election_ticks;      /* election timeout in ticks; 0: 10 */
+    uint64_t snapshot_entries;    /* compact after this many; 0: 10000 */
+    const char *data_dir;         /* where a received snapshot is kept */
+    unsigned request_timeout_ms;  /* a proposal's outcome unknown after
+                                   * this; 0: 30000 */
 } dkv_service_opts_t;
 
 /* Starts the service on ENGINE (opened by the caller, closed by the
