@@ -2,7 +2,8 @@
 # run.sh -- the two commands of the README, on a fresh Debian/Ubuntu machine.
 #
 #   scripts/run.sh demo   install dependencies, build in build/, run the demo
-#                         (examples/demo, then scripts/demo-node.sh)
+#                         (examples/demo, scripts/demo-node.sh, then
+#                         scripts/demo-cluster.sh)
 #   scripts/run.sh test   install dependencies, then run every test stage:
 #       native      build/ with --enable-werror, make check
 #       asan        build-asan/ with ASan+UBSan (clang when present), make check
@@ -218,7 +219,9 @@ demo)
     banner "examples/demo: the store embedded in a program"
     ./examples/demo
     banner "dkv-node and the dkv ClientShell commands"
-    exec sh "$TOP/scripts/demo-node.sh" "$TOP/build"
+    sh "$TOP/scripts/demo-node.sh" "$TOP/build"
+    banner "a store of three nodes: replication and failover"
+    exec sh "$TOP/scripts/demo-cluster.sh" "$TOP/build"
     ;;
 test)
     install_deps --windows --dev

@@ -83,7 +83,7 @@ static dkv_config_opt_t options[] = {
     { "store", DKV_CONF_STRING, &set.store, 0, 0, "NAME",
       "The store this node serves (required).", 0, 0 },
     { "instance", DKV_CONF_STRING, &set.instance, 0, 0, "NAME",
-      "This instance's name (default: STORE-1).", 0, 0 },
+      "This instance's name (default: STORE-NODEID).", 0, 0 },
     { "data-dir", DKV_CONF_STRING, &set.data_dir, 0, 0, "DIR",
       "Directory of the store's data (required; created if missing).", 0,
       0 },
@@ -439,7 +439,9 @@ check_settings(apr_pool_t *pool)
         return "--client-port N is required (0: any free port)";
     }
     if (set.instance == NULL || set.instance[0] == '\0') {
-        set.instance = apr_pstrcat(pool, set.store, "-1", NULL);
+        set.instance = apr_psprintf(pool, "%s-%u", set.store,
+                                    (unsigned)(set.node_id ? set.node_id
+                                                           : 1));
     }
     if (!options[OPT_MAX_FRAME].set) {
         set.max_frame = DKV_PROTO_DEFAULT_FRAME;
