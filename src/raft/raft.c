@@ -1290,9 +1290,17 @@ step_leader(dkv_raft_t *r, const dkv_raft_msg_t *m)
         }
         if (pr->state == PR_PROBE) {
             pr_become_replicate(pr);
-        } else if (pr->state == PR_SNAPSHOT && pr->match >= r->snap.index) {
+        } else if (pr->state == PR_SNAPSHOT
+                   && pr->match >= pr->pending_snapshot) {
+            /* It installed the snapshot (or a later one); the log may
+             * have been compacted past it since: probe, and a new
+             * snapshot goes out when its next entry is gone. */
+            int caught_up = pr->match >= r->snap.index;
+
             pr_become_probe(r, pr);
-            pr_become_replicate(pr);
+            if (caught_up) {
+                pr_become_replicate(pr);
+            }
         } else if (pr->state == PR_REPLICATE) {
             infl_free_to(r, pr, idx);
         }
@@ -1305,7 +1313,8 @@ step_leader(dkv_raft_t *r, const dkv_raft_msg_t *m)
          * the logs part) */
         pr->probe_sent = 0;
         send_append(r, pr, pr->match < last_index(r));
-    } else if (pr->state == PR_SNAPSHOT && pr->match >= r->snap.index) {
+    } else if (pr->state == PR_SNAPSHOT
+               && pr->match >= pr->pending_snapshot) {
         pr_become_probe(r, pr);
     }
     while (send_append(r, pr, 0)) {
