@@ -547,7 +547,7 @@ apply_entry(dkv_replica_t *rep, dkv_eng_write_t *w,
             const dkv_raft_entry_t *e)
 {
     dkv_service_t *svc = rep->svc;
-    const unsigned char *p = e->data, *end = e->data + e->len;
+    const unsigned char *p = e->data, *end = e->data;
     unsigned kind;
     uint32_t origin, count, i;
     uint64_t seq;
@@ -560,6 +560,7 @@ apply_entry(dkv_replica_t *rep, dkv_eng_write_t *w,
     if (e->type != DKV_RAFT_ENTRY_NORMAL || e->len == 0) {
         goto others;
     }
+    end = p + e->len;
     if (e->len < ENTRY_HEADER) {
         dkv_log(DKV_LOG_ERROR, "replica: entry %llu is malformed; skipped",
                 (unsigned long long)e->index);
