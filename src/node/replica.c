@@ -45,6 +45,7 @@
 #define NMSG_REFUSED 3
 #define NMSG_SNAP_CHUNK 4
 #define NMSG_SNAP_END 5
+#define NMSG_RESULT 6
 /* Inbox notes of this process (never on the wire): a snapshot sender
  * finished (u8 ok, u32 peer). */
 #define NOTE_SNAP_SENT 0x81
@@ -138,6 +139,9 @@ struct dkv_replica {
     dkv_svc_item_t *held, **held_tail;   /* writes waiting for a leader */
     int64_t held_deadline;
     dkv_svc_item_t *done, **done_tail;   /* answered by this pass */
+    dkv_wbuf_t *results;         /* RESULT messages of this pass ... */
+    uint32_t *result_to;         /* ... their destinations */
+    size_t nresults, capresults;
     uint64_t applied;
     uint64_t compacted;
     uint64_t compact_to;         /* log entries to delete in the next pass */
@@ -541,6 +545,127 @@ maybe_expire(dkv_replica_t *rep)
 
 /* ================================================================ apply */
 
+/* The leader answers another node's entry for it (RESULT: u64 seq, u32
+ * count, then the response frames): that node can answer its clients
+ * as soon as the leader applied, without waiting to learn the commit and
+ * apply the entry itself.  The answers are the ones it would compute:
+ * apply is deterministic.  Returns the buffer to add the frames to. */
+static dkv_wbuf_t *
+result_begin(dkv_replica_t *rep, uint32_t to, uint64_t seq, uint32_t count)
+{
+    unsigned char hdr[13];
+    dkv_wbuf_t *b;
+
+    if (rep->nresults == rep->capresults) {
+        size_t cap = rep->capresults ? rep->capresults * 2 : 16;
+        dkv_wbuf_t *r = dkv_realloc(rep->results, cap * sizeof(*r));
+        uint32_t *t;
+
+        if (r == NULL) {
+            return NULL;
+        }
+        rep->results = r;
+        t = dkv_realloc(rep->result_to, cap * sizeof(*t));
+        if (t == NULL) {
+            return NULL;
+        }
+        rep->result_to = t;
+        rep->capresults = cap;
+    }
+    b = &rep->results[rep->nresults];
+    dkv_wbuf_init(b, 0);
+    hdr[0] = NMSG_RESULT;
+    dkv_put_be64(hdr + 1, seq);
+    dkv_put_be32(hdr + 9, count);
+    dkv_wbuf_append(b, hdr, sizeof(hdr));
+    rep->result_to[rep->nresults++] = to;
+    return b;
+}
+
+/* Forgets the RESULT being built (the origin answers from its apply). */
+static void
+result_drop(dkv_replica_t *rep)
+{
+    dkv_wbuf_free(&rep->results[--rep->nresults]);
+}
+
+/* Sends the pass's RESULT messages (after its commit). */
+static void
+results_send(dkv_replica_t *rep)
+{
+    size_t i;
+
+    for (i = 0; i < rep->nresults; i++) {
+        dkv_wbuf_t *b = &rep->results[i];
+
+        if (rep->tp != NULL && b->failed == DKV_OK) {
+            (void)dkv_transport_send(rep->tp, rep->result_to[i], b->data,
+                                     b->len);
+            b->data = NULL;
+        }
+        dkv_wbuf_free(b);
+    }
+    rep->nresults = 0;
+}
+
+/* A RESULT from the leader: this node's clients get their answers now
+ * (when the proposal is still waiting and the answers match it). */
+static void
+on_result(dkv_replica_t *rep, const unsigned char *p, size_t len)
+{
+    dkv_service_t *svc = rep->svc;
+    prop_t *pr;
+    dkv_svc_item_t *it;
+    const unsigned char *q, *end = p + len;
+    uint32_t count, n = 0;
+
+    if (len < 12) {
+        return;
+    }
+    pr = prop_find(rep, dkv_get_be64(p));
+    count = dkv_get_be32(p + 8);
+    if (pr == NULL || pr->expire) {
+        return;
+    }
+    /* Check every frame first: all or nothing. */
+    for (q = p + 12, it = pr->items; it != NULL; it = it->next, n++) {
+        dkv_frame_t fr;
+        size_t size;
+
+        if (dkv_proto_frame_parse(&fr, &size, q, (size_t)(end - q),
+                                  0xFFFFFFFFu) != DKV_OK) {
+            return;
+        }
+        q += size;
+    }
+    if (n != count || q != end) {
+        return;
+    }
+    apr_thread_mutex_lock(svc->slock);
+    svc->stats.writes += n;
+    apr_thread_mutex_unlock(svc->slock);
+    for (q = p + 12; (it = pr->items) != NULL;) {
+        dkv_frame_t fr;
+        dkv_wbuf_t out;
+        size_t size;
+
+        (void)dkv_proto_frame_parse(&fr, &size, q, (size_t)(end - q),
+                                    0xFFFFFFFFu);
+        dkv_wbuf_init(&out, 0);
+        dkv_wbuf_append(&out, q, size);
+        q += size;
+        pr->items = it->next;
+        if (out.failed == DKV_OK) {
+            svc->send(svc->baton, it->conn, DKV_SERVICE_RESPONSE, 0, &out);
+        }
+        else {
+            dkv_wbuf_free(&out);
+        }
+        dkv_svc_item_put(svc, it);
+    }
+    prop_free(rep, pr);
+}
+
 /* Applies committed entry E in W. */
 static void
 apply_entry(dkv_replica_t *rep, dkv_eng_write_t *w,
@@ -598,6 +723,12 @@ apply_entry(dkv_replica_t *rep, dkv_eng_write_t *w,
     }
     else if (kind == ENTRY_REQUESTS) {
         dkv_svc_item_t *mine = pr != NULL ? pr->items : NULL;
+        dkv_wbuf_t *result = NULL;
+
+        if (origin != rep->self && origin != 0
+            && rep->role == DKV_RAFT_LEADER) {
+            result = result_begin(rep, origin, seq, count);
+        }
 
         apr_thread_mutex_lock(svc->slock);
         if (count > svc->stats.largest) {
@@ -629,6 +760,12 @@ apply_entry(dkv_replica_t *rep, dkv_eng_write_t *w,
             }
             p += 4 + flen;
             if (dkv_svc_decode(&req, it, rep->apool) != DKV_OK) {
+                if (result != NULL
+                    && dkv_proto_response_encode(result, &it->res)
+                       != DKV_OK) {
+                    result_drop(rep);
+                    result = NULL;
+                }
                 continue;
             }
             dkv_error_clear();
@@ -638,6 +775,14 @@ apply_entry(dkv_replica_t *rep, dkv_eng_write_t *w,
                 fatal("cannot apply a committed write", rv);
             }
             dkv_svc_set_status(it, rv, rep->apool);
+            if (result != NULL
+                && dkv_proto_response_encode(result, &it->res) != DKV_OK) {
+                result_drop(rep);
+                result = NULL;
+            }
+        }
+        if (result != NULL && i != count) {
+            result_drop(rep);
         }
     }
     if (pr != NULL) {
@@ -1251,6 +1396,7 @@ do_ready(dkv_replica_t *rep)
         dkv_free(om->buf);
         dkv_free(om);
     }
+    results_send(rep);
     answer_done(rep);
     if (nevs > 0 && evs != NULL) {
         dkv_hub_deliver(svc->hub, evs, nevs, rep->apool);
@@ -1380,6 +1526,9 @@ on_node_message(dkv_replica_t *rep, inmsg_t *m)
         break;
     case NMSG_SNAP_END:
         snap_end(rep, p, len);
+        break;
+    case NMSG_RESULT:
+        on_result(rep, p, len);
         break;
     default:
         break;
@@ -1762,6 +1911,10 @@ dkv_replica_stop(dkv_service_t *svc)
     }
     dkv_raft_destroy(rep->raft);
     rep->raft = NULL;
+    dkv_free(rep->results);
+    dkv_free(rep->result_to);
+    rep->results = NULL;
+    rep->result_to = NULL;
     svc->replica = NULL;
 }
 
