@@ -8,7 +8,8 @@
 #              python3
 #   --windows  mingw-w64 and wine, for the Windows cross-build
 #   --dev      clang with its sanitizer runtimes, valgrind, redis-server
-#              and redis-tools (the peer of bench/run-node-bench.sh)
+#              and redis-tools (the peer of bench/run-node-bench.sh),
+#              etcd-server and etcd-client (bench/run-cluster-bench.sh)
 #
 # Runs apt-get update at most once, and only when something is missing.
 # Uses sudo when not root.  On systems without apt-get it only reports what
@@ -24,7 +25,7 @@ for arg in "$@"; do
     case $arg in
         --windows) windows=1 ;;
         --dev) dev=1 ;;
-        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) echo "install-deps: unknown option $arg" >&2; exit 2 ;;
     esac
 done
@@ -32,6 +33,8 @@ done
 [ $dev = 1 ] && want+=(clang valgrind)
 # The peer of bench/run-node-bench.sh (not needed to build or test).
 [ $dev = 1 ] && want+=(redis-server redis-tools)
+# The peer of bench/run-cluster-bench.sh: etcd 3.4 (server and etcdctl).
+[ $dev = 1 ] && want+=(etcd-server etcd-client)
 
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
     echo "install-deps: no dpkg/apt-get here; make sure these (or their"
