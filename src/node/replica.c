@@ -1373,6 +1373,18 @@ do_ready(dkv_replica_t *rep)
             }
         }
     }
+    if (rep->nmembers > 1) {
+        /* The entries answered are committed: on a majority's disks,
+         * whatever becomes of this transaction (should it fail, the node
+         * stops and applies them again from its log).  So the answers
+         * need not wait for its sync.  Reads here are served after it:
+         * linearizable ones wait for their index in a later pass, and
+         * the readers' snapshots are of committed transactions.  Not in
+         * a group of one, whose only copy of the entries is this very
+         * transaction. */
+        results_send(rep);
+        answer_done(rep);
+    }
     dkv_error_clear();
     rv = dkv_engine_write_commit(w, applied_to);
     if (rv != DKV_OK) {
