@@ -61,7 +61,7 @@
 /* Compact the log once this many bytes of entries were applied. */
 #define COMPACT_BYTES (8u * 1024u * 1024u)
 /* How long shutdown waits for proposals in flight. */
-#define STOP_WAIT_MS 3000
+#define STOP_WAIT_MS 2000
 
 /* A proposal of this node waiting for its entry to be applied. */
 typedef struct prop {
@@ -165,6 +165,7 @@ struct dkv_replica {
     snapsend_t *sending;
     uint64_t next_snap_id;
     int stopping;
+    int64_t shut_deadline;       /* real ms: shutdown's wait ends */
 };
 
 static int64_t
@@ -812,6 +813,8 @@ others:
 
 /* ============================================================ snapshots */
 
+static void do_ready(dkv_replica_t *rep);
+
 static dkv_status_t
 snap_flush(snapsend_t *ss)
 {
@@ -1056,8 +1059,14 @@ snap_end(dkv_replica_t *rep, const unsigned char *p, size_t len)
     if (dkv_raft_msg_decode(&msg, &ents, p + 16, len - 16) == DKV_OK
         && msg.type == DKV_RAFT_MSG_SNAPSHOT) {
         (void)dkv_raft_step(rep->raft, &msg);
+        /* Installed now, if the core takes it: the next stream would
+         * write over the file. */
+        if (dkv_raft_has_ready(rep->raft)) {
+            do_ready(rep);
+        }
     }
     dkv_free(ents);
+    rep->snap_ready = 0;
 }
 
 /* Installs the received snapshot META: the state is replaced, the log
@@ -1446,7 +1455,8 @@ release_reads(dkv_replica_t *rep, int64_t now)
                 dkv_svc_queue_push(&rep->svc->rq, it);
             }
         }
-        else if (now >= rw->deadline || rep->stopping) {
+        else if (now >= rw->deadline || rep->stopping
+                 || (rep->shut_deadline != 0 && now >= rep->shut_deadline)) {
             fail_items(rep, rw->items, DKV_EUNAVAILABLE,
                        "no leader confirmed the read in time (retry)");
             rw->items = NULL;
@@ -1471,7 +1481,9 @@ check_deadlines(dkv_replica_t *rep, int64_t now)
 {
     prop_t *pr, *next;
 
-    if (rep->held != NULL && (now >= rep->held_deadline || rep->stopping)) {
+    if (rep->held != NULL
+        && (now >= rep->held_deadline || rep->stopping
+            || (rep->shut_deadline != 0 && now >= rep->shut_deadline))) {
         dkv_svc_item_t *list = rep->held;
 
         rep->held = NULL;
@@ -1479,9 +1491,15 @@ check_deadlines(dkv_replica_t *rep, int64_t now)
         fail_items(rep, list, DKV_EUNAVAILABLE, "the store has no leader; "
                    "the write was not applied (retry)");
     }
+    /* A stopping node gives what is in flight STOP_WAIT_MS to settle
+     * (with a quorum it does), not the whole request timeout. */
+    if (rep->svc->shutting && rep->shut_deadline == 0) {
+        rep->shut_deadline = now + STOP_WAIT_MS;
+    }
     for (pr = rep->props; pr != NULL; pr = next) {
         next = pr->next;
-        if (now >= pr->deadline) {
+        if (now >= pr->deadline
+            || (rep->shut_deadline != 0 && now >= rep->shut_deadline)) {
             prop_fail(rep, pr, DKV_ETIMEOUT, "no answer from the store's "
                       "leader in time: the outcome of the write is "
                       "unknown");
