@@ -1827,6 +1827,138 @@ check_injected(ctx_t *x)
     lincheck_history_destroy(lh);
 }
 
+/* 6. Time across a leader change: a lease (with a key) and a key with a
+ * TTL, granted just before the leader is killed with SIGKILL.  Through
+ * the new leader they must live their whole time (a leader change never
+ * cuts them short: expiry times are replicated state, and a new leader
+ * waits an election timeout before it expires anything), and be gone
+ * soon after (within two election timeouts more); a second lease kept
+ * alive through the new leader outlives the first and reports a
+ * remaining time no longer than its TTL. */
+static void
+sc_lease_failover(ctx_t *x)
+{
+    int leader, i;
+    int64_t ttl = 4 * (int64_t)x->c->election_ms, t0, t1, end, now;
+    uint64_t lease = 0, kept = 0;
+    int64_t remaining = -1;
+    apr_pool_t *pool;
+    dkv_client_t *client = NULL;
+    dkv_put_opts_t po;
+    dkv_status_t st;
+
+    sleep_ms((int)x->phase_ms);
+    leader = wait_leader(x->c, 0, 5000);
+    if (leader == 0) {
+        fail(x->r, "no leader before the kill");
+        return;
+    }
+    apr_pool_create(&pool, NULL);
+    /* Through the others only: the leader is about to die. */
+    if (open_client(&client, cluster_address(x->c, 1, leader, pool), 5000,
+                    pool) != DKV_OK) {
+        fail(x->r, "cannot open a client: %s", dkv_last_error());
+        apr_pool_destroy(pool);
+        return;
+    }
+    t0 = mono_us();
+    st = dkv_lease_grant(&lease, client, ttl);
+    if (st == DKV_OK) {
+        st = dkv_lease_grant(&kept, client, ttl);
+    }
+    memset(&po, 0, sizeof po);
+    po.lease = lease;
+    if (st == DKV_OK) {
+        st = dkv_put(NULL, client, "lease:k", 7, "v", 1, &po);
+    }
+    po.lease = kept;
+    if (st == DKV_OK) {
+        st = dkv_put(NULL, client, "kept:k", 6, "v", 1, &po);
+    }
+    memset(&po, 0, sizeof po);
+    po.ttl_ms = ttl;
+    if (st == DKV_OK) {
+        st = dkv_put(NULL, client, "ttl:k", 5, "v", 1, &po);
+    }
+    t1 = mono_us();
+    if (st != DKV_OK) {
+        fail(x->r, "lease setup: %s", dkv_last_error());
+        goto done;
+    }
+    vlog("%s: leases %llu, %llu (ttl %lld ms); kill -9 leader %d",
+         x->name, (unsigned long long)lease, (unsigned long long)kept,
+         (long long)ttl, leader);
+    node_stop(node_by_id(x->c, leader), SIGKILL, 5000);
+
+    /* Alive until t1 + ttl - margin (every grant and put was invoked
+     * after t0 and took effect before t1); the kept lease is renewed
+     * through the new leader on the way. */
+    end = t1 + (ttl - 300) * 1000;
+    for (i = 0; i < 1000 && (now = mono_us()) < end; i++) {
+        dkv_item_t *it = NULL;
+
+        if (remaining < 0 && now > t1 + ttl * 500) {
+            st = dkv_lease_keepalive(&remaining, client, kept);
+            if (st != DKV_OK) {
+                fail(x->r, "keepalive through the new leader: %s",
+                     dkv_last_error());
+                goto done;
+            }
+            if (remaining <= 0 || remaining > ttl) {
+                fail(x->r, "keepalive: remaining %lld ms (ttl %lld)",
+                     (long long)remaining, (long long)ttl);
+            }
+        }
+        st = dkv_get(&it, client, "lease:k", 7, NULL, pool);
+        if (st == DKV_OK) {
+            st = dkv_get(&it, client, "ttl:k", 5, NULL, pool);
+        }
+        if (st == DKV_ENOTFOUND && mono_us() < end) {
+            fail(x->r, "a key expired %lld ms after its grant, before its "
+                 "ttl of %lld ms: cut short by the leader change",
+                 (long long)((mono_us() - t0) / 1000), (long long)ttl);
+            goto done;
+        }
+        sleep_ms(50);
+    }
+    /* Gone by t0 + ttl + two election timeouts + margin. */
+    end = t0 + (ttl + 2 * (int64_t)x->c->election_ms + 1500) * 1000;
+    for (i = 0; i < 1000; i++) {
+        dkv_item_t *it = NULL;
+        dkv_status_t a = dkv_get(&it, client, "lease:k", 7, NULL, pool);
+        dkv_status_t b = dkv_get(&it, client, "ttl:k", 5, NULL, pool);
+
+        if (a == DKV_ENOTFOUND && b == DKV_ENOTFOUND) {
+            vlog("%s: both expired %lld ms after the grant", x->name,
+                 (long long)((mono_us() - t0) / 1000));
+            break;
+        }
+        if (mono_us() >= end) {
+            fail(x->r, "keys still there %lld ms after a grant of %lld ms",
+                 (long long)((mono_us() - t0) / 1000), (long long)ttl);
+            goto done;
+        }
+        sleep_ms(50);
+    }
+    {
+        dkv_item_t *it = NULL;
+
+        /* Renewed at about t1 + ttl/2: still alive now. */
+        if (dkv_get(&it, client, "kept:k", 6, NULL, pool) != DKV_OK) {
+            fail(x->r, "the key of the renewed lease is gone: %s",
+                 dkv_last_error());
+        }
+    }
+done:
+    dkv_close(client);
+    apr_pool_destroy(pool);
+    if (x->c->nodes[leader - 1].pid <= 0
+        && node_start(x->c, node_by_id(x->c, leader)) != 0) {
+        fail(x->r, "node %d did not restart", leader);
+    }
+    sleep_ms((int)x->phase_ms);
+}
+
 static const scenario_t scenarios[] = {
     { "kill-leader", 3, 0, sc_kill_leader, 0 },
     { "restart-all-term", 3, 0, sc_restart_all, 0 },
@@ -1837,7 +1969,8 @@ static const scenario_t scenarios[] = {
     { "partition-leader", 3, 1, sc_partition, 0 },
     { "kill-leader", 5, 0, sc_kill_leader, 0 },
     { "partition-leader", 5, 1, sc_partition, 0 },
-    { "stale-read", 3, 0, sc_plain, 0 }
+    { "stale-read", 3, 0, sc_plain, 0 },
+    { "lease-failover", 3, 0, sc_lease_failover, 0 }
 };
 
 #define NSCENARIOS (sizeof scenarios / sizeof scenarios[0])
