@@ -184,6 +184,16 @@ print_summaries() {
             echo "-- $d/tests/unit/runner (CUnit):"
             sed -n '/^Run Summary/,/asserts/p' "$TOP/$d/tests/unit/runner.log"
         fi
+        if [ -f "$TOP/$d/tests/raft/raftsim.log" ]; then
+            echo "-- $d/tests/raft/raftsim (Raft simulation):"
+            grep -E '^raftsim: [0-9]+ seeds|FAIL' \
+                "$TOP/$d/tests/raft/raftsim.log" || true
+        fi
+        if [ -f "$TOP/$d/tests/fault/run-fault.log" ]; then
+            echo "-- $d/tests/fault/fault (fault tests, real nodes):"
+            grep -E '^fault: .*(PASS|FAIL)|^fault: [0-9]+ scenarios|^SKIP' \
+                "$TOP/$d/tests/fault/run-fault.log" || true
+        fi
         if [ -f "$TOP/$d/test-suite.log" ]; then
             echo "-- $d (automake harness):"
             grep -E '^# (TOTAL|PASS|SKIP|XFAIL|FAIL|XPASS|ERROR):' \
