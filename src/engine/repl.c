@@ -102,21 +102,28 @@ write_usable(dkv_eng_write_t *w, const char *op)
 dkv_status_t
 dkv_eng_repl_open(dkv_engine_t *engine, MDB_txn *txn)
 {
-    static const struct {
+    struct {
         const char *name;
         unsigned flags;
-        size_t offset;
-    } dbs[] = {
-        { "raftlog", 0, offsetof(dkv_engine_t, raftlog) },
-        { "replica", 0, offsetof(dkv_engine_t, replica) },
-        { "search.entity", MDB_DUPSORT, offsetof(dkv_engine_t, srch_entity) },
-        { "search.label", MDB_DUPSORT, offsetof(dkv_engine_t, srch_label) }
-    };
+        MDB_dbi *dbi;
+    } dbs[4];
     size_t i;
     int rc;
 
+    dbs[0].name = "raftlog";
+    dbs[0].flags = 0;
+    dbs[0].dbi = &engine->raftlog;
+    dbs[1].name = "replica";
+    dbs[1].flags = 0;
+    dbs[1].dbi = &engine->replica;
+    dbs[2].name = "search.entity";
+    dbs[2].flags = MDB_DUPSORT;
+    dbs[2].dbi = &engine->srch_entity;
+    dbs[3].name = "search.label";
+    dbs[3].flags = MDB_DUPSORT;
+    dbs[3].dbi = &engine->srch_label;
     for (i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
-        MDB_dbi *dbi = (MDB_dbi *)((char *)engine + dbs[i].offset);
+        MDB_dbi *dbi = dbs[i].dbi;
 
         rc = mdb_dbi_open(txn, dbs[i].name, dbs[i].flags | MDB_CREATE, dbi);
         if (rc != 0) {

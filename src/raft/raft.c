@@ -1869,13 +1869,17 @@ dkv_raft_create(dkv_raft_t **rp, const dkv_raft_config_t *config,
     }
     if (r->commit > last_index(r) || restore->applied < r->snap.index
         || restore->applied > r->commit || last_term(r) > r->term) {
+        dkv_status_t bad = dkv_error_set(DKV_EINVAL, "raft: restored "
+                                         "state does not hold together "
+                                         "(commit %llu, last %llu, applied "
+                                         "%llu)",
+                                         (unsigned long long)r->commit,
+                                         (unsigned long long)last_index(r),
+                                         (unsigned long long)
+                                         restore->applied);
+
         dkv_raft_destroy(r);
-        return dkv_error_set(DKV_EINVAL, "raft: restored state does not "
-                             "hold together (commit %llu, last %llu, "
-                             "applied %llu)",
-                             (unsigned long long)r->commit,
-                             (unsigned long long)last_index(r),
-                             (unsigned long long)restore->applied);
+        return bad;
     }
     r->applied = restore->applied;
     r->stable = last_index(r);

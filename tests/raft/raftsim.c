@@ -38,6 +38,7 @@
 
 #include "raft/raft.h"
 #include "common/alloc.h"
+#include "common/status.h"
 
 #define MAXN 5
 #define RUN_TIME 5000            /* time units of faults per seed */
@@ -227,6 +228,9 @@ grow(void *arrp, size_t *cap, size_t need, size_t size)
     memset((char *)*arr + *cap * size, 0, (ncap - *cap) * size);
     *cap = ncap;
 }
+
+static void vlog(sim_t *s, const char *fmt, ...) DKV_PRINTF(2, 3);
+static void fail(sim_t *s, const char *fmt, ...) DKV_PRINTF(2, 3);
 
 static void
 vlog(sim_t *s, const char *fmt, ...)

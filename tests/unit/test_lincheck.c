@@ -438,6 +438,7 @@ simulate(uint64_t seed, unsigned clients, size_t n, unsigned nkeys,
     }
     /* run the operations in linearization order on the registers */
     qsort(sim_order, n, sizeof(*sim_order), sim_tl_cmp);
+    memset(state, 0, sizeof(state));
     for (c = 0; c < nkeys; c++)
         state_absent[c] = 1;
     for (i = 0; i < n; i++) {
