@@ -836,7 +836,8 @@ dkv_engine_history(dkv_eng_read_t *read, uint64_t from, const void *key,
         ev.type = (dkv_event_type_t)p[0];
         ev.key = p + HIST_HEAD;
         ev.key_len = klen;
-        if (prefix ? (klen < key_len || memcmp(ev.key, key, key_len) != 0)
+        if (prefix ? (klen < key_len
+                      || (key_len > 0 && memcmp(ev.key, key, key_len) != 0))
                    : (klen != key_len || memcmp(ev.key, key, klen) != 0)) {
             continue;
         }
