@@ -1959,6 +1959,154 @@ done:
     sleep_ms((int)x->phase_ms);
 }
 
+/* 7. Watches on every node see the same events with the same
+ * revisions: a prefix watch through each node while writes and deletes
+ * go through all of them, with the leader killed half-way (the watch of
+ * the killed node's client resumes on another node from its last
+ * revision, which only works because revisions are the same
+ * everywhere).  Every watch must deliver exactly the same sequence. */
+#define WATCH_OPS 120
+#define WATCH_MAX (2 * WATCH_OPS)
+
+typedef struct wrec {
+    pthread_mutex_t lock;
+    int n;
+    int bad;                     /* an error event, or too many */
+    uint64_t rev[WATCH_MAX];
+    char key[WATCH_MAX][12];
+    int type[WATCH_MAX];
+} wrec_t;
+
+static void
+watch_record(void *baton, const dkv_event_t *ev)
+{
+    wrec_t *w = baton;
+
+    pthread_mutex_lock(&w->lock);
+    if (ev->type == DKV_EVENT_ERROR || w->n == WATCH_MAX) {
+        w->bad = 1;
+    } else {
+        w->rev[w->n] = ev->revision;
+        w->type[w->n] = (int)ev->type;
+        snprintf(w->key[w->n], sizeof w->key[0], "%.*s",
+                 (int)ev->key_len, (const char *)ev->key);
+        w->n++;
+    }
+    pthread_mutex_unlock(&w->lock);
+}
+
+static void
+sc_watch_all(ctx_t *x)
+{
+    enum { NW = 3 };
+    static wrec_t rec[NW];
+    dkv_client_t *cl[NW] = { NULL, NULL, NULL };
+    dkv_watch_t *wt[NW] = { NULL, NULL, NULL };
+    dkv_watch_opts_t wo;
+    apr_pool_t *pool;
+    int i, k, leader, expect = 0, tries;
+    char key[16];
+
+    apr_pool_create(&pool, NULL);
+    memset(&wo, 0, sizeof wo);
+    wo.prefix = 1;
+    leader = wait_leader(x->c, 0, 5000);
+    for (i = 0; i < NW; i++) {
+        fnode_t *nd = &x->c->nodes[i];
+
+        memset(&rec[i], 0, sizeof rec[i]);
+        pthread_mutex_init(&rec[i].lock, NULL);
+        if (open_client(&cl[i], apr_psprintf(pool, "dkv://%s:%d/%s",
+                                             nd->host, nd->client_port,
+                                             STORE), 5000, pool) != DKV_OK
+            || dkv_watch_start(&wt[i], cl[i], "w:", 2, &wo, watch_record,
+                               &rec[i]) != DKV_OK) {
+            fail(x->r, "watch through node %d: %s", nd->id,
+                 dkv_last_error());
+            goto done;
+        }
+    }
+    for (k = 0; k < WATCH_OPS; k++) {
+        /* Writes avoid the killed node's client (a write in flight on a
+         * dying connection has an unknown outcome); its watch stays. */
+        dkv_client_t *c = cl[k >= WATCH_OPS / 2 && k % NW == leader - 1
+                             ? (k + 1) % NW : k % NW];
+        dkv_status_t st;
+
+        if (k == WATCH_OPS / 2) {
+            vlog("%s: kill -9 leader %d", x->name, leader);
+            node_stop(node_by_id(x->c, leader), SIGKILL, 5000);
+        }
+        snprintf(key, sizeof key, "w:%03d", k % 40);
+        /* A write refused for a while (no leader) is resent by the
+         * client; one whose outcome is unknown ends the scenario. */
+        if (k % 5 == 4) {
+            st = dkv_delete(NULL, c, key, strlen(key), NULL);
+        } else {
+            st = dkv_put(NULL, c, key, strlen(key), "v", 1, NULL);
+        }
+        if (st == DKV_OK) {
+            expect++;
+        } else if (st != DKV_ENOTFOUND) {
+            fail(x->r, "write %d: %s", k, dkv_last_error());
+            goto done;
+        }
+    }
+    /* Every watch gets every event, then they must agree. */
+    for (tries = 0; tries < 200; tries++) {
+        int ready = 0;
+
+        for (i = 0; i < NW; i++) {
+            pthread_mutex_lock(&rec[i].lock);
+            ready += rec[i].n >= expect;
+            pthread_mutex_unlock(&rec[i].lock);
+        }
+        if (ready == NW) {
+            break;
+        }
+        sleep_ms(50);
+    }
+    for (i = 0; i < NW; i++) {
+        pthread_mutex_lock(&rec[i].lock);
+    }
+    for (i = 0; i < NW && x->r->why[0] == '\0'; i++) {
+        if (rec[i].bad || rec[i].n != expect) {
+            fail(x->r, "the watch through node %d delivered %d events "
+                 "(%d writes took effect)%s", i + 1, rec[i].n, expect,
+                 rec[i].bad ? ", and an error" : "");
+            break;
+        }
+        for (k = 0; k < expect; k++) {
+            if (rec[i].rev[k] != rec[0].rev[k]
+                || rec[i].type[k] != rec[0].type[k]
+                || strcmp(rec[i].key[k], rec[0].key[k]) != 0
+                || (k > 0 && rec[i].rev[k] <= rec[i].rev[k - 1])) {
+                fail(x->r, "watch event %d differs: node 1 %s@%llu, node "
+                     "%d %s@%llu", k, rec[0].key[k],
+                     (unsigned long long)rec[0].rev[k], i + 1,
+                     rec[i].key[k], (unsigned long long)rec[i].rev[k]);
+                break;
+            }
+        }
+    }
+    for (i = 0; i < NW; i++) {
+        pthread_mutex_unlock(&rec[i].lock);
+    }
+    vlog("%s: %d events, the same on every node's watch", x->name,
+         expect);
+done:
+    for (i = 0; i < NW; i++) {
+        dkv_watch_stop(wt[i]);
+        dkv_close(cl[i]);
+    }
+    apr_pool_destroy(pool);
+    if (leader > 0 && x->c->nodes[leader - 1].pid <= 0
+        && node_start(x->c, node_by_id(x->c, leader)) != 0) {
+        fail(x->r, "node %d did not restart", leader);
+    }
+    sleep_ms((int)x->phase_ms);
+}
+
 static const scenario_t scenarios[] = {
     { "kill-leader", 3, 0, sc_kill_leader, 0 },
     { "restart-all-term", 3, 0, sc_restart_all, 0 },
@@ -1970,7 +2118,8 @@ static const scenario_t scenarios[] = {
     { "kill-leader", 5, 0, sc_kill_leader, 0 },
     { "partition-leader", 5, 1, sc_partition, 0 },
     { "stale-read", 3, 0, sc_plain, 0 },
-    { "lease-failover", 3, 0, sc_lease_failover, 0 }
+    { "lease-failover", 3, 0, sc_lease_failover, 0 },
+    { "watch-all-nodes", 3, 0, sc_watch_all, 0 }
 };
 
 #define NSCENARIOS (sizeof scenarios / sizeof scenarios[0])
