@@ -95,13 +95,13 @@ typedef struct dkv_open_opts {
     unsigned connect_timeout_ms;
     unsigned request_timeout_ms;
     /* Remote: 1 sends the reads (dkv_get, dkv_get_many, dkv_scan,
-     * dkv_count, dkv_counter_get, dkv_lease_info, dkv_search) as
-     * serializable: the node that answers serves them from its own copy
-     * of the store, without first confirming with the leader.  Faster,
-     * and they work while the store has no leader, but on a store of
-     * several nodes they may miss the latest writes (never the ones this
-     * node has answered).  Default 0: reads are linearizable.  Ignored
-     * for "inproc:". */
+     * dkv_count, dkv_counter_get, dkv_lease_info, dkv_search,
+     * dkv_revision) as serializable: the node that answers serves them
+     * from its own copy of the store, without first confirming with the
+     * leader.  Faster, and they work while the store has no leader, but
+     * on a store of several nodes they may miss the latest writes, even
+     * one this client has just written.  Default 0: reads are
+     * linearizable.  Ignored for "inproc:". */
     int serializable_reads;
 } dkv_open_opts_t;
 

@@ -1388,24 +1388,6 @@ exchange(remote_t *rm, dkv_request_t *req, rm_reply_t *rp,
     return DKV_OK;
 }
 
-/* 1 for the reads that serializable_reads sends with the flag. */
-static int
-serializable_op(unsigned op)
-{
-    switch (op) {
-    case DKV_MSG_GET:
-    case DKV_MSG_GET_MANY:
-    case DKV_MSG_SCAN:
-    case DKV_MSG_COUNT:
-    case DKV_MSG_COUNTER_GET:
-    case DKV_MSG_LEASE_INFO:
-    case DKV_MSG_SEARCH:
-        return 1;
-    default:
-        return 0;
-    }
-}
-
 /* A request the node answers DKV_EUNAVAILABLE is sent again, at most
  * this often, with pauses doubling up to the maximum. */
 #define UNAVAILABLE_TRIES 12
@@ -1432,7 +1414,7 @@ request(remote_t *rm, dkv_request_t *req, rm_reply_t *rp, int retry)
         return rv;
     }
     rp->entered = rm;
-    if (rm->serializable && serializable_op(req->op)) {
+    if (rm->serializable && dkv_proto_op_reads_store(req->op)) {
         req->flags |= DKV_PROTO_FLAG_SERIALIZABLE;
     }
     for (attempt = 0; attempt < 2; attempt++) {

@@ -2098,3 +2098,22 @@ dkv_proto_error_encode(dkv_wbuf_t *out, uint64_t id, dkv_status_t status,
     e_status_message(&e, status, message);
     return e_end(&e, "frame", DKV_MSG_PROTOCOL_ERROR);
 }
+
+/* See proto.h. */
+int
+dkv_proto_op_reads_store(unsigned op)
+{
+    switch (op) {
+    case DKV_MSG_GET:
+    case DKV_MSG_GET_MANY:
+    case DKV_MSG_SCAN:
+    case DKV_MSG_COUNT:
+    case DKV_MSG_COUNTER_GET:
+    case DKV_MSG_LEASE_INFO:
+    case DKV_MSG_SEARCH:
+    case DKV_MSG_REVISION:
+        return 1;
+    default:
+        return 0;
+    }
+}

@@ -42,6 +42,11 @@
  * ops ignore it. */
 #define DKV_PROTO_FLAG_SERIALIZABLE 0x01
 #define DKV_PROTO_REQUEST_FLAGS DKV_PROTO_FLAG_SERIALIZABLE
+
+/* 1 for the ops that read the store's data (GET, GET_MANY, SCAN, COUNT,
+ * COUNTER_GET, LEASE_INFO, SEARCH, REVISION): linearizable by default,
+ * served locally with DKV_PROTO_FLAG_SERIALIZABLE. */
+int dkv_proto_op_reads_store(unsigned op);
 /* The smallest max_frame a node may announce, and the default one. */
 #define DKV_PROTO_MIN_FRAME (1024u * 1024u)
 #define DKV_PROTO_DEFAULT_FRAME (64u * 1024u * 1024u)

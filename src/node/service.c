@@ -753,25 +753,9 @@ dkv_svc_is_control(const dkv_svc_item_t *it)
 int
 dkv_svc_is_lin_read(const dkv_service_t *svc, const dkv_svc_item_t *it)
 {
-    uint8_t op = it->len > 5 ? it->frame[4] : 0;
-
-    if (svc->local_reads || it->kind != DKV_SVC_REQUEST || !is_read_op(op)
-        || (it->frame[5] & DKV_PROTO_FLAG_SERIALIZABLE) != 0) {
-        return 0;
-    }
-    switch (op) {
-    case DKV_MSG_GET:
-    case DKV_MSG_GET_MANY:
-    case DKV_MSG_SCAN:
-    case DKV_MSG_COUNT:
-    case DKV_MSG_COUNTER_GET:
-    case DKV_MSG_LEASE_INFO:
-    case DKV_MSG_SEARCH:
-    case DKV_MSG_REVISION:
-        return 1;
-    default:
-        return 0;
-    }
+    return !svc->local_reads && it->kind == DKV_SVC_REQUEST && it->len > 5
+           && dkv_proto_op_reads_store(it->frame[4])
+           && (it->frame[5] & DKV_PROTO_FLAG_SERIALIZABLE) == 0;
 }
 
 /* ============================================================ interface */
