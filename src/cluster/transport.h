@@ -80,8 +80,8 @@ int dkv_transport_connected(dkv_transport_t *transport, uint32_t to);
  * runs after it returns.  NULL does nothing. */
 void dkv_transport_destroy(dkv_transport_t *transport);
 
-/* Counters of a transport's events since its creation (added by the
- * transport's author; the tests read them). */
+/* Counters of a transport's events since its creation (the tests
+ * read them). */
 typedef struct dkv_transport_stats {
     uint64_t links_up;          /* outbound handshakes completed */
     uint64_t inbound_up;        /* inbound handshakes accepted */

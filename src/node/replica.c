@@ -58,6 +58,8 @@
 #define EXPIRE_CHUNK 1000
 #define SNAP_CHUNK_BYTES (1024u * 1024u)
 #define SNAP_SEND_TIMEOUT_MS 10000
+/* Most readies of the core in one transaction. */
+#define MAX_CHAIN 64
 /* Compact the log once this many bytes of entries were applied. */
 #define COMPACT_BYTES (8u * 1024u * 1024u)
 /* How long shutdown waits for proposals in flight. */
@@ -95,6 +97,12 @@ typedef struct inmsg {
     unsigned char *buf;
     size_t len;
 } inmsg_t;
+
+/* A RESULT message being built, and the peer it goes to. */
+typedef struct result {
+    dkv_wbuf_t buf;
+    uint32_t to;
+} result_t;
 
 /* A snapshot on its way to one peer (its own thread). */
 typedef struct snapsend {
@@ -139,8 +147,7 @@ struct dkv_replica {
     dkv_svc_item_t *held, **held_tail;   /* writes waiting for a leader */
     int64_t held_deadline;
     dkv_svc_item_t *done, **done_tail;   /* answered by this pass */
-    dkv_wbuf_t *results;         /* RESULT messages of this pass ... */
-    uint32_t *result_to;         /* ... their destinations */
+    result_t *results;           /* RESULT messages of this pass */
     size_t nresults, capresults;
     uint64_t applied;
     uint64_t compacted;
@@ -559,27 +566,21 @@ result_begin(dkv_replica_t *rep, uint32_t to, uint64_t seq, uint32_t count)
 
     if (rep->nresults == rep->capresults) {
         size_t cap = rep->capresults ? rep->capresults * 2 : 16;
-        dkv_wbuf_t *r = dkv_realloc(rep->results, cap * sizeof(*r));
-        uint32_t *t;
+        result_t *r = dkv_realloc(rep->results, cap * sizeof(*r));
 
         if (r == NULL) {
             return NULL;
         }
         rep->results = r;
-        t = dkv_realloc(rep->result_to, cap * sizeof(*t));
-        if (t == NULL) {
-            return NULL;
-        }
-        rep->result_to = t;
         rep->capresults = cap;
     }
-    b = &rep->results[rep->nresults];
+    rep->results[rep->nresults].to = to;
+    b = &rep->results[rep->nresults++].buf;
     dkv_wbuf_init(b, 0);
     hdr[0] = NMSG_RESULT;
     dkv_put_be64(hdr + 1, seq);
     dkv_put_be32(hdr + 9, count);
     dkv_wbuf_append(b, hdr, sizeof(hdr));
-    rep->result_to[rep->nresults++] = to;
     return b;
 }
 
@@ -587,7 +588,7 @@ result_begin(dkv_replica_t *rep, uint32_t to, uint64_t seq, uint32_t count)
 static void
 result_drop(dkv_replica_t *rep)
 {
-    dkv_wbuf_free(&rep->results[--rep->nresults]);
+    dkv_wbuf_free(&rep->results[--rep->nresults].buf);
 }
 
 /* Sends the pass's RESULT messages (after its commit). */
@@ -597,10 +598,10 @@ results_send(dkv_replica_t *rep)
     size_t i;
 
     for (i = 0; i < rep->nresults; i++) {
-        dkv_wbuf_t *b = &rep->results[i];
+        dkv_wbuf_t *b = &rep->results[i].buf;
 
         if (rep->tp != NULL && b->failed == DKV_OK) {
-            (void)dkv_transport_send(rep->tp, rep->result_to[i], b->data,
+            (void)dkv_transport_send(rep->tp, rep->results[i].to, b->data,
                                      b->len);
             b->data = NULL;
         }
@@ -1308,8 +1309,8 @@ ready_into(dkv_replica_t *rep, dkv_eng_write_t *w, const dkv_raft_ready_t *rd,
     return applied_to;
 }
 
-/* The core's readies, done: as many as it has (up to 16), in ONE engine
- * write transaction (one sync).  Nothing leaves the process before the
+/* The core's readies, done: as many as it has (up to MAX_CHAIN), in ONE
+ * engine write transaction (one sync).  Nothing leaves the process before the
  * commit -- messages, answers, events -- so telling the core it advanced
  * before the commit is safe: should the commit fail, the process stops
  * and nobody saw the difference.  A group of one thus persists and
@@ -1362,7 +1363,7 @@ do_ready(dkv_replica_t *rep)
         }
         note_role(rep, &rd);
         dkv_raft_advance(rep->raft, &rd);
-        if (n == 15 || !dkv_raft_has_ready(rep->raft)) {
+        if (n == MAX_CHAIN - 1 || !dkv_raft_has_ready(rep->raft)) {
             break;
         }
         dkv_raft_ready(rep->raft, &rd);
@@ -1570,7 +1571,6 @@ replica_main(apr_thread_t *thread, void *data)
 {
     dkv_replica_t *rep = data;
     dkv_service_t *svc = rep->svc;
-    int64_t stop_deadline = 0;
 
     (void)thread;
     rep->next_tick = real_ms();
@@ -1603,7 +1603,6 @@ replica_main(apr_thread_t *thread, void *data)
         rep->in_head = rep->in_tail = NULL;
         if (svc->wq.stop && !rep->stopping) {
             rep->stopping = 1;
-            stop_deadline = now + STOP_WAIT_MS;
         }
         apr_thread_mutex_unlock(svc->wq.lock);
 
@@ -1678,7 +1677,7 @@ replica_main(apr_thread_t *thread, void *data)
         }
         maybe_expire(rep);
 
-        for (n = 0; n < 16 && dkv_raft_has_ready(rep->raft); n++) {
+        if (dkv_raft_has_ready(rep->raft)) {
             do_ready(rep);
         }
         release_reads(rep, now);
@@ -1693,17 +1692,11 @@ replica_main(apr_thread_t *thread, void *data)
             idle = svc->wq.head == NULL;
             apr_thread_mutex_unlock(svc->wq.lock);
             if (idle && rep->held == NULL && rep->rwaits == NULL
-                && (rep->props == NULL || now >= stop_deadline)) {
+                && rep->props == NULL) {
                 break;
             }
         }
     }
-    /* What is still in flight gets its answer. */
-    while (rep->props != NULL) {
-        prop_fail(rep, rep->props, DKV_ETIMEOUT, "the node stopped before "
-                  "the write was committed: its outcome is unknown");
-    }
-    answer_done(rep);
     dkv_error_clear();
     return NULL;
 }
@@ -1942,9 +1935,7 @@ dkv_replica_stop(dkv_service_t *svc)
     dkv_raft_destroy(rep->raft);
     rep->raft = NULL;
     dkv_free(rep->results);
-    dkv_free(rep->result_to);
     rep->results = NULL;
-    rep->result_to = NULL;
     svc->replica = NULL;
 }
 

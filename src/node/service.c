@@ -156,18 +156,11 @@ dkv_svc_queue_take(dkv_svc_queue_t *q, size_t max)
 static int
 is_read_op(uint8_t op)
 {
-    switch (op) {
-    case DKV_MSG_PING:
-    case DKV_MSG_MEMBERS:
-    case DKV_MSG_REVISION:
-    case DKV_MSG_GET:
-    case DKV_MSG_GET_MANY:
-    case DKV_MSG_SCAN:
-    case DKV_MSG_COUNT:
-    case DKV_MSG_COUNTER_GET:
-    case DKV_MSG_LEASE_INFO:
-    case DKV_MSG_SEARCH:
+    if (dkv_proto_op_reads_store(op) || op == DKV_MSG_PING
+        || op == DKV_MSG_MEMBERS) {
         return 1;
+    }
+    switch (op) {
     case DKV_MSG_PUT:
     case DKV_MSG_DELETE:
     case DKV_MSG_EXPIRE:

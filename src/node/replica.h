@@ -1,4 +1,0 @@
-/* replica.h -- being written. */
-#ifndef DKV_NODE_REPLICA_H
-#define DKV_NODE_REPLICA_H
-#endif
