@@ -5,7 +5,7 @@
 #   scripts/install-deps.sh [--windows] [--dev]
 #
 #   (always)   compiler, autotools, APR, LMDB, libsodium, CUnit, jansson,
-#              python3
+#              libmicrohttpd, libcurl, python3
 #   --windows  mingw-w64 and wine, for the Windows cross-build
 #   --dev      clang with its sanitizer runtimes, valgrind, redis-server
 #              and redis-tools (the peer of bench/run-node-bench.sh),
@@ -18,7 +18,7 @@ set -euo pipefail
 
 want=(build-essential autoconf automake libtool pkg-config make python3
       libapr1-dev libaprutil1-dev liblmdb-dev libsodium-dev libcunit1-dev
-      libjansson-dev)
+      libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev)
 windows=0
 dev=0
 for arg in "$@"; do

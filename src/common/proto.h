@@ -62,6 +62,9 @@ int dkv_proto_op_reads_store(unsigned op);
 /* MEMBERS: members in one answer, and a member's host name (1..255). */
 #define DKV_PROTO_MAX_MEMBERS 256
 #define DKV_PROTO_MAX_HOST 255
+/* STATS: metrics in one answer, and a metric name's length (1..64). */
+#define DKV_PROTO_MAX_STATS 512
+#define DKV_PROTO_MAX_STAT_NAME 64
 /* Response ops have this bit set. */
 #define DKV_PROTO_RESPONSE 0x80
 
@@ -70,6 +73,8 @@ typedef enum dkv_msg {
     DKV_MSG_PING = 0x02,
     DKV_MSG_REVISION = 0x03,
     DKV_MSG_MEMBERS = 0x04,
+    DKV_MSG_STATS = 0x05,        /* the node's metrics (any client) */
+    DKV_MSG_MEMBER_ADD = 0x06,   /* admin: add a member to the group */
     DKV_MSG_GET = 0x10,
     DKV_MSG_PUT = 0x11,
     DKV_MSG_DELETE = 0x12,
@@ -184,6 +189,14 @@ typedef struct dkv_proto_member {
     uint16_t port;
 } dkv_proto_member_t;
 
+/* A STATS entry: one metric of the answering node (docs/protocol.md,
+ * "STATS" lists the names).  NAME is 1..DKV_PROTO_MAX_STAT_NAME bytes of
+ * [a-z0-9_]. */
+typedef struct dkv_proto_stat {
+    const char *name;
+    uint64_t value;
+} dkv_proto_stat_t;
+
 /* -------------------------------------------------------------- requests */
 
 typedef struct dkv_request {
@@ -238,6 +251,13 @@ typedef struct dkv_request {
 
     /* WATCH */
     unsigned watch_flags;
+
+    /* MEMBER_ADD: the new member (id nonzero, host 1..255 bytes, its
+     * cluster port nonzero, its client port). */
+    uint32_t member_id;
+    const char *member_host;
+    uint16_t member_cluster_port;
+    uint16_t member_client_port;
 } dkv_request_t;
 
 /* Decodes request FRAME into *REQ (zeroed first; op and id are set even
@@ -299,6 +319,9 @@ typedef struct dkv_response {
     uint32_t leader;
     size_t nmembers;
     dkv_proto_member_t *members;
+    /* STATS: the metrics (in the decode pool; names copied there). */
+    size_t nstats;
+    dkv_proto_stat_t *stats;
 } dkv_response_t;
 
 /* Decodes response FRAME (op with bit 7 set) into *RES.  A PROTOCOL_ERROR

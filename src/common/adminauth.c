@@ -1,0 +1,5 @@
+/*
+ * adminauth.c -- admin keys, signatures, sealing (adminauth.h)
+ * (stub: being written)
+ */
+#include "common/adminauth.h"

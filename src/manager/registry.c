@@ -1,0 +1,5 @@
+/*
+ * registry.c -- dkv-manager module
+ * (stub: being written)
+ */
+#include "manager/manager.h"
