@@ -55,6 +55,7 @@ typedef struct settings {
     uint64_t request_timeout;
     uint64_t readers;
     int no_sync;
+    int join;
     int help;
     int version;
     uint64_t node_id;
@@ -157,6 +158,11 @@ static dkv_config_opt_t options[] = {
     { "snapshot-entries", DKV_CONF_UINT, &set.snapshot_entries, 1, 0, "N",
       "Compact the Raft log after this many applied entries (default "
       "10000).", 0, 0 },
+    { "join", DKV_CONF_FLAG, &set.join, 0, 0, NULL,
+      "Join a running group: start empty, outside the membership, and "
+      "wait for the leader to add this node (MEMBER_ADD; Add-DkvInstance "
+      "does it).  Without it a new node's first start makes the group "
+      "of --peers.", 0, 0 },
     { "help", DKV_CONF_FLAG, &set.help, 0, 0, NULL,
       "Show this help and exit.", 1, 0 },
     { "version", DKV_CONF_FLAG, &set.version, 0, 0, NULL,
@@ -619,6 +625,7 @@ main(int argc, const char *const *argv)
     sopts.election_ticks = (unsigned)((set.election + set.heartbeat - 1)
                                       / set.heartbeat);
     sopts.snapshot_entries = set.snapshot_entries;
+    sopts.join = set.join;
     sopts.data_dir = set.data_dir;
     sopts.request_timeout_ms = (unsigned)(set.request_timeout
                                           ? set.request_timeout * 1000

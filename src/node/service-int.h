@@ -158,6 +158,33 @@ dkv_status_t dkv_replica_start(dkv_service_t *svc,
 void dkv_replica_members(dkv_response_t *res, dkv_service_t *svc,
                          apr_pool_t *pool);
 
+/* The replica's Raft and disk numbers for STATS. */
+typedef struct dkv_replica_stats {
+    uint32_t node_id;
+    uint32_t leader;             /* 0: none known */
+    uint64_t term;
+    uint64_t commit;             /* commit index */
+    uint64_t applied;            /* applied index */
+    uint64_t proposals;          /* entries proposed as leader */
+    uint64_t fsyncs;             /* synced LMDB commits */
+    uint64_t fsync_us;           /* time spent in them */
+    uint64_t members;            /* voters */
+    uint64_t learners;
+} dkv_replica_stats_t;
+
+/* Fills *OUT.  Thread-safe (any thread). */
+void dkv_replica_stats(dkv_replica_stats_t *out, dkv_service_t *svc);
+
+/* MEMBER_ADD requests are queued on SVC->wq like writes (service.c
+ * routes them there; conn.c has already checked the connection is an
+ * admin one) and answered by the replica thread: it makes the new member
+ * known to the transport and, on the leader, adds it as a learner and
+ * promotes it once caught up (a follower forwards the request to the
+ * leader).  The answer is DKV_OK once the learner's entry is committed
+ * (or the node already is a member), DKV_EUNAVAILABLE with no leader,
+ * DKV_ETIMEOUT past the request timeout, DKV_ENOTIMPL on a node without
+ * --peers. */
+
 /* Stops the transport (after the replica thread ended) and frees. */
 void dkv_replica_stop(dkv_service_t *svc);
 

@@ -75,6 +75,8 @@ typedef struct dkv_service_opts {
     const char *data_dir;         /* where a received snapshot is kept */
     unsigned request_timeout_ms;  /* a proposal's outcome unknown after
                                    * this; 0: 30000 */
+    int join;                     /* 1: a new node starts outside the
+                                   * membership and waits to be added */
 } dkv_service_opts_t;
 
 /* Starts the service on ENGINE (opened by the caller, closed by the
