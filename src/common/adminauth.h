@@ -45,7 +45,8 @@
 #define DKV_ADMIN_HDR_NONCE "X-Dkv-Nonce"
 #define DKV_ADMIN_HDR_SIG "X-Dkv-Signature"
 
-/* Initializes libsodium (idempotent).  DKV_OK or DKV_EINTERNAL. */
+/* Initializes libsodium (idempotent; the load, verifier and seal
+ * functions call it too).  DKV_OK or APR_EGENERAL. */
 dkv_status_t dkv_adminauth_init(void);
 
 /* --------------------------------------------------------- admin key */
@@ -55,8 +56,9 @@ typedef struct dkv_admin_key dkv_admin_key_t;   /* sodium_malloc'd */
 /* Loads the admin key pair from DIR/admin.key, making it (and DIR, mode
  * 0700) when missing; *CREATED (may be NULL) is 1 when it was made now.
  * The key is freed by a cleanup of POOL.  Returns DKV_OK, or an error
- * with a message naming the file (unreadable, damaged, wrong mode is
- * only logged as a warning by the caller: see dkv_admin_key_mode_ok). */
+ * with a message naming the file: DKV_ECORRUPT when it is damaged, the
+ * APR status when it cannot be read or made.  A wrong mode is only
+ * logged as a warning by the caller: see dkv_admin_key_mode_ok. */
 dkv_status_t dkv_admin_key_load(dkv_admin_key_t **key, int *created,
                                 const char *dir, apr_pool_t *pool);
 
@@ -125,8 +127,12 @@ dkv_status_t dkv_admin_verifier_create(dkv_admin_verifier_t **v,
  * signature over the signing string.  A nonce is remembered only when
  * everything else holds.  Returns DKV_OK, or DKV_EUNAUTHORIZED with
  * dkv_error_set saying which check failed ("missing X-Dkv-Signature",
- * "unknown key <id>", "timestamp 95 s old", "replayed nonce", "bad
- * signature"), for the 401 body and the log line. */
+ * "malformed X-Dkv-Nonce ...", "unknown key <id>", "timestamp 95 s old
+ * ...", "timestamp 95 s in the future ...", "replayed nonce", "bad
+ * signature"), for the 401 body and the log line; DKV_EUNAVAILABLE
+ * ("too many requests ...") when 100000 nonces are already remembered
+ * within two windows; DKV_EINVAL for NULL arguments.  Messages never
+ * carry secret material. */
 dkv_status_t dkv_admin_verify(dkv_admin_verifier_t *v,
                               const dkv_admin_sig_headers_t *in,
                               const char *method, const char *path,
@@ -137,8 +143,10 @@ dkv_status_t dkv_admin_verify(dkv_admin_verifier_t *v,
 
 typedef struct dkv_manager_keys dkv_manager_keys_t;   /* sodium_malloc'd */
 
-/* Loads DIR/manager.key, making it (mode 0600) when missing.  Freed by a
- * cleanup of POOL. */
+/* Loads DIR/manager.key, making it (and DIR, mode 0700; the file mode
+ * 0600) when missing; *CREATED (may be NULL) is 1 when it was made now.
+ * Freed by a cleanup of POOL.  DKV_ECORRUPT naming the file when it is
+ * damaged (its public halves must match its secret halves). */
 dkv_status_t dkv_manager_keys_load(dkv_manager_keys_t **keys, int *created,
                                    const char *dir, apr_pool_t *pool);
 
@@ -183,5 +191,10 @@ dkv_status_t dkv_unb64(void *out, size_t cap, size_t *len, const char *b64);
  * else.  Returns DKV_OK or the status with a message naming PATH. */
 dkv_status_t dkv_write_private_file(const char *path, const void *data,
                                     size_t len, apr_pool_t *pool);
+
+/* 1 when the private file PATH grants nothing to group or others (or
+ * when that cannot be told: always on Windows, where the file has its
+ * directory's default ACL), else 0: the caller logs a warning. */
+int dkv_admin_key_mode_ok(const char *path, apr_pool_t *pool);
 
 #endif /* DKV_COMMON_ADMINAUTH_H */
