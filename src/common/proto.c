@@ -39,6 +39,7 @@
 #define MIN_CLAUSE 3        /* u8 type, u16 nchildren */
 #define MIN_EVENT 22        /* u8, bool, key, 2 x u64, status */
 #define MIN_MEMBER 10       /* u32, u8, str (n >= 1), u16 */
+#define MIN_STAT 11         /* str (n >= 1), u64 */
 
 /* Longest text a u16 length can carry (0xFFFF is "absent" in an ostr). */
 #define MAX_STR 0xFFFFu
@@ -56,6 +57,8 @@ op_name(unsigned op)
     case DKV_MSG_PING: return "PING";
     case DKV_MSG_REVISION: return "REVISION";
     case DKV_MSG_MEMBERS: return "MEMBERS";
+    case DKV_MSG_STATS: return "STATS";
+    case DKV_MSG_MEMBER_ADD: return "MEMBER_ADD";
     case DKV_MSG_GET: return "GET";
     case DKV_MSG_PUT: return "PUT";
     case DKV_MSG_DELETE: return "DELETE";
@@ -93,7 +96,7 @@ is_request_op(unsigned op)
 {
     switch (op) {
     case DKV_MSG_HELLO: case DKV_MSG_PING: case DKV_MSG_REVISION:
-    case DKV_MSG_MEMBERS:
+    case DKV_MSG_MEMBERS: case DKV_MSG_STATS: case DKV_MSG_MEMBER_ADD:
     case DKV_MSG_GET: case DKV_MSG_PUT: case DKV_MSG_DELETE:
     case DKV_MSG_EXPIRE: case DKV_MSG_REFRESH: case DKV_MSG_GET_MANY:
     case DKV_MSG_PUT_MANY: case DKV_MSG_DELETE_MANY: case DKV_MSG_BATCH:
@@ -801,6 +804,30 @@ rd_query(rd_t *r, dkv_query_t *q)
 
 /* ----------------------------------------------------- decode: requests */
 
+/* MEMBER_ADD: u32 id (nonzero), str host (1..255), u16 cluster port
+ * (nonzero), u16 client port. */
+static void
+rd_member_add(rd_t *r, dkv_request_t *req)
+{
+    size_t at = r->pos;
+
+    req->member_id = rd_u32(r, "member id");
+    if (r->why == NULL && req->member_id == 0) {
+        rd_fail(r, "member id", "is 0", at);
+    }
+    at = r->pos;
+    req->member_host = rd_str(r, "member host", DKV_PROTO_MAX_HOST);
+    if (r->why == NULL && req->member_host[0] == '\0') {
+        rd_fail(r, "member host", "is empty", at);
+    }
+    at = r->pos;
+    req->member_cluster_port = (uint16_t)rd_u16(r, "member cluster port");
+    if (r->why == NULL && req->member_cluster_port == 0) {
+        rd_fail(r, "member cluster port", "is 0", at);
+    }
+    req->member_client_port = (uint16_t)rd_u16(r, "member client port");
+}
+
 dkv_status_t
 dkv_proto_request_decode(dkv_request_t *req, const dkv_frame_t *frame,
                          apr_pool_t *pool)
@@ -829,6 +856,10 @@ dkv_proto_request_decode(dkv_request_t *req, const dkv_frame_t *frame,
     case DKV_MSG_PING:
     case DKV_MSG_REVISION:
     case DKV_MSG_MEMBERS:
+    case DKV_MSG_STATS:
+        break;
+    case DKV_MSG_MEMBER_ADD:
+        rd_member_add(&r, req);
         break;
     case DKV_MSG_GET:
         rd_key(&r, "key", &req->key, &req->key_len, 0);
@@ -1056,6 +1087,48 @@ rd_members(rd_t *r, dkv_response_t *res)
     res->members = m;
 }
 
+/* 1 when the N bytes of NAME are a valid metric name: [a-z0-9_]. */
+static int
+stat_name_ok(const char *name, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        char c = name[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
+              || c == '_')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* STATS: u32 count, count x (str name, u64 value). */
+static void
+rd_stats(rd_t *r, dkv_response_t *res)
+{
+    size_t i, n;
+    dkv_proto_stat_t *st;
+
+    n = rd_count32(r, "stat count", DKV_PROTO_MAX_STATS, MIN_STAT);
+    st = rd_alloc(r, n, sizeof(*st));
+    for (i = 0; i < n && r->why == NULL; i++) {
+        size_t at = r->pos;
+
+        st[i].name = rd_str(r, "stat name", DKV_PROTO_MAX_STAT_NAME);
+        if (r->why == NULL && st[i].name[0] == '\0') {
+            rd_fail(r, "stat name", "is empty", at);
+        } else if (r->why == NULL
+                   && !stat_name_ok(st[i].name, strlen(st[i].name))) {
+            rd_fail(r, "stat name", "has a byte outside [a-z0-9_]", at);
+        }
+        st[i].value = rd_u64(r, "stat value");
+    }
+    res->nstats = n;
+    res->stats = st;
+}
+
 /* The OK result fields of op OP; 0 when OP has none known. */
 static int
 rd_response_fields(rd_t *r, dkv_response_t *res, unsigned op)
@@ -1083,6 +1156,9 @@ rd_response_fields(rd_t *r, dkv_response_t *res, unsigned op)
         break;
     case DKV_MSG_MEMBERS:
         rd_members(r, res);
+        break;
+    case DKV_MSG_STATS:
+        rd_stats(r, res);
         break;
     case DKV_MSG_GET:
         rd_item(r, &res->item);
@@ -1147,6 +1223,7 @@ rd_response_fields(rd_t *r, dkv_response_t *res, unsigned op)
     case DKV_MSG_COUNTER_SET:
     case DKV_MSG_LOCK_RELEASE:
     case DKV_MSG_WATCH_CANCEL:
+    case DKV_MSG_MEMBER_ADD:
         break;
     default:
         return 0;
@@ -1724,6 +1801,27 @@ e_page(enc_t *e, const dkv_page_t *pg)
 
 /* ---------------------------------------------------- encode: requests */
 
+static void
+e_member_add(enc_t *e, const dkv_request_t *req)
+{
+    if (req->member_id == 0) {
+        e_fail(e, "member id", "is 0");
+        return;
+    }
+    if (req->member_host == NULL || req->member_host[0] == '\0') {
+        e_fail(e, "member host", "is empty");
+        return;
+    }
+    if (req->member_cluster_port == 0) {
+        e_fail(e, "member cluster port", "is 0");
+        return;
+    }
+    w_u32(e->out, req->member_id);
+    e_str(e, "member host", req->member_host, DKV_PROTO_MAX_HOST, 1);
+    w_u16(e->out, req->member_cluster_port);
+    w_u16(e->out, req->member_client_port);
+}
+
 dkv_status_t
 dkv_proto_request_encode(dkv_wbuf_t *out, const dkv_request_t *req)
 {
@@ -1750,6 +1848,10 @@ dkv_proto_request_encode(dkv_wbuf_t *out, const dkv_request_t *req)
     case DKV_MSG_PING:
     case DKV_MSG_REVISION:
     case DKV_MSG_MEMBERS:
+    case DKV_MSG_STATS:
+        break;
+    case DKV_MSG_MEMBER_ADD:
+        e_member_add(&e, req);
         break;
     case DKV_MSG_GET:
         e_key(&e, "key", req->key, req->key_len, 0);
@@ -1897,6 +1999,32 @@ e_members(enc_t *e, const dkv_response_t *res)
 }
 
 static void
+e_stats(enc_t *e, const dkv_response_t *res)
+{
+    size_t i;
+
+    if (!e_count(e, "stat count", res->nstats, res->stats,
+                 DKV_PROTO_MAX_STATS, 1)) {
+        return;
+    }
+    for (i = 0; i < res->nstats && e->why == NULL; i++) {
+        const dkv_proto_stat_t *st = &res->stats[i];
+        size_t n = st->name ? strlen(st->name) : 0;
+
+        if (n == 0) {
+            e_fail(e, "stat name", "is empty");
+            return;
+        }
+        if (!stat_name_ok(st->name, n)) {
+            e_fail(e, "stat name", "has a byte outside [a-z0-9_]");
+            return;
+        }
+        e_str(e, "stat name", st->name, DKV_PROTO_MAX_STAT_NAME, 1);
+        w_u64(e->out, st->value);
+    }
+}
+
+static void
 e_response_fields(enc_t *e, const dkv_response_t *res)
 {
     dkv_wbuf_t *out = e->out;
@@ -1923,6 +2051,9 @@ e_response_fields(enc_t *e, const dkv_response_t *res)
         break;
     case DKV_MSG_MEMBERS:
         e_members(e, res);
+        break;
+    case DKV_MSG_STATS:
+        e_stats(e, res);
         break;
     case DKV_MSG_GET:
         e_item(e, &res->item);
@@ -1985,6 +2116,7 @@ e_response_fields(enc_t *e, const dkv_response_t *res)
     case DKV_MSG_COUNTER_SET:
     case DKV_MSG_LOCK_RELEASE:
     case DKV_MSG_WATCH_CANCEL:
+    case DKV_MSG_MEMBER_ADD:
         break;
     default:
         e_fail(e, "op", "is unknown (with status OK)");

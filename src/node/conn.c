@@ -3,11 +3,12 @@
  *
  * Life of a connection: accepted (DKV_CONN_HELLO) -> HELLO checked
  * (protocol version, store, access token or loopback-only, failure rate
- * limit) -> DKV_CONN_OPEN, where every complete frame in the input is
- * copied and handed to the request service (pipelining) -> closed by the
- * peer, a timeout, a protocol error or the node's shutdown
- * (DKV_CONN_CLOSING: nothing more is read; what is queued is written,
- * within a grace period, then the socket closes).
+ * limit; a loopback client with the node admin token is an admin
+ * connection, the only kind allowed MEMBER_ADD) -> DKV_CONN_OPEN, where
+ * every complete frame in the input is copied and handed to the request
+ * service (pipelining) -> closed by the peer, a timeout, a protocol error
+ * or the node's shutdown (DKV_CONN_CLOSING: nothing more is read; what is
+ * queued is written, within a grace period, then the socket closes).
  *
  * Memory is bounded per connection: the input buffer by the largest frame
  * allowed (much smaller before HELLO), the output by --max-output (past
@@ -291,18 +292,32 @@ auth_failed(dkv_conn_t *c)
     }
 }
 
-/* Compares TOKEN with the node's token in constant time (both hashed to
- * the same length first, so the length leaks nothing either). */
+/* Compares TOKEN with the token whose digest is HASH in constant time
+ * (both hashed to the same length first, so the length leaks nothing
+ * either). */
 static int
-token_matches(const dkv_node_t *node, const void *token, size_t len)
+token_matches(const unsigned char *hash, const void *token, size_t len)
 {
     unsigned char digest[DKV_NODE_TOKEN_HASH];
     int ok;
 
     crypto_generichash(digest, sizeof(digest), token, len, NULL, 0);
-    ok = sodium_memcmp(digest, node->opts.token_hash, sizeof(digest)) == 0;
+    ok = sodium_memcmp(digest, hash, sizeof(digest)) == 0;
     sodium_memzero(digest, sizeof(digest));
     return ok;
+}
+
+/* Whether HELLO REQ of C opens an admin connection: a client on this
+ * machine (loopback, or from the very address it connected to, as a
+ * manager reaching a node bound to one address does) with the node
+ * admin token. */
+static int
+is_admin_hello(const dkv_conn_t *c, const dkv_request_t *req)
+{
+    return c->local && c->node->opts.admin_hash != NULL
+           && req->token_len > 0
+           && token_matches(c->node->opts.admin_hash, req->token,
+                            req->token_len);
 }
 
 /* ------------------------------------------------------------- handshake */
@@ -351,7 +366,10 @@ on_hello(dkv_conn_t *c, const dkv_frame_t *f)
                      NULL);
         goto done;
     }
-    if (auth_limited(c, &retry)) {
+    /* The manager's admin connection is not held up by the failures of
+     * other local clients (its token is 256 bits: no use guessing). */
+    c->admin = is_admin_hello(c, &req);
+    if (!c->admin && auth_limited(c, &retry)) {
         hello_refuse(c, f->id, DKV_EUNAVAILABLE,
                      apr_psprintf(pool, "too many failed attempts; retry "
                                   "in %u s", secs(retry)),
@@ -359,7 +377,9 @@ on_hello(dkv_conn_t *c, const dkv_frame_t *f)
                      "(rate limit)");
         goto done;
     }
-    if (node->opts.token_hash == NULL) {
+    if (c->admin) {
+        /* Accepted whatever the access-token rules say. */
+    } else if (node->opts.token_hash == NULL) {
         if (!c->loopback) {
             hello_refuse(c, f->id, DKV_EUNAUTHORIZED,
                          "this node has no access token configured, so it "
@@ -376,7 +396,8 @@ on_hello(dkv_conn_t *c, const dkv_frame_t *f)
                      "this node requires an access token; none was given",
                      "missing access token");
         goto done;
-    } else if (!token_matches(node, req.token, req.token_len)) {
+    } else if (!token_matches(node->opts.token_hash, req.token,
+                              req.token_len)) {
         auth_failed(c);
         hello_refuse(c, f->id, DKV_EUNAUTHORIZED, "wrong access token",
                      "wrong access token");
@@ -393,8 +414,9 @@ on_hello(dkv_conn_t *c, const dkv_frame_t *f)
     hello_respond(c, f->id, DKV_OK, "");
     c->state = DKV_CONN_OPEN;
     c->authed = 1;
-    dkv_log(DKV_LOG_DEBUG, "client %s (%s) connected as conn %llu",
-            c->peer, c->client, (unsigned long long)c->id);
+    dkv_log(DKV_LOG_DEBUG, "client %s (%s) connected as conn %llu%s",
+            c->peer, c->client, (unsigned long long)c->id,
+            c->admin ? " (admin connection)" : "");
 done:
     if (st == DKV_OK && req.token != NULL && req.token_len > 0) {
         /* The token points into our input buffer: wipe it. */
@@ -441,6 +463,30 @@ watch_remove(dkv_conn_t *c, uint64_t id)
     }
 }
 
+/* Answers admin request F of C, not an admin connection, with
+ * DKV_EUNAUTHORIZED (the service never sees it). */
+static void
+refuse_admin_op(dkv_conn_t *c, const dkv_frame_t *f)
+{
+    dkv_outq_t *item = outq_new();
+    dkv_response_t res;
+
+    dkv_log(DKV_LOG_WARN, "refused MEMBER_ADD from client %s (conn %llu): "
+            "not the node admin connection", c->peer,
+            (unsigned long long)c->id);
+    if (item == NULL) {
+        return;
+    }
+    memset(&res, 0, sizeof(res));
+    res.op = f->op;
+    res.id = f->id;
+    res.status = DKV_EUNAUTHORIZED;
+    res.message = "MEMBER_ADD needs the node admin connection (loopback, "
+                  "from the store's manager)";
+    (void)dkv_proto_response_encode(&item->buf, &res);
+    send_item(c, item);
+}
+
 /* Hands request frame F (RAW, SIZE bytes, inside C's input buffer) of
  * open connection C to the service: a dkv_malloc copy, since the input
  * buffer is reused.  Counts it in flight; closes C when out of memory. */
@@ -451,6 +497,10 @@ on_request(dkv_conn_t *c, const dkv_frame_t *f, const unsigned char *raw,
     dkv_node_t *node = c->node;
     unsigned char *copy;
 
+    if (f->op == DKV_MSG_MEMBER_ADD && !c->admin) {
+        refuse_admin_op(c, f);
+        return;
+    }
     /* The service answers every frame, a second HELLO too (EINVAL). */
     if (f->op == DKV_MSG_WATCH_CANCEL && f->body_len == 8) {
         /* Ended or unknown either way: only the idle timer cares. */
@@ -908,6 +958,23 @@ dkv_conn_sweep(dkv_conn_t *c)
 
 /* ------------------------------------------------------------- lifecycle */
 
+/* Whether the peer of SOCK, whose address is PEER_IP, connected from the
+ * address it connected to: only a process of this machine can (the
+ * kernel routes packets to its own addresses locally). */
+static int
+is_own_address(apr_socket_t *sock, const char *peer_ip)
+{
+    apr_sockaddr_t *la;
+    char ip[64];
+
+    if (apr_socket_addr_get(&la, APR_LOCAL, sock) != APR_SUCCESS
+        || la == NULL
+        || apr_sockaddr_ip_getbuf(ip, sizeof(ip), la) != APR_SUCCESS) {
+        return 0;
+    }
+    return strcmp(ip, peer_ip) == 0;
+}
+
 /* Whether SA is a loopback address: 127.0.0.0/8, ::1, ::ffff:127.x. */
 static int
 is_loopback(const apr_sockaddr_t *sa)
@@ -964,6 +1031,7 @@ dkv_conn_open(dkv_node_t *node, apr_socket_t *sock, apr_pool_t *pool)
                  strchr(c->ip, ':') ? "[%s]:%u" : "%s:%u", c->ip,
                  (unsigned)sa->port);
         c->loopback = is_loopback(sa);
+        c->local = c->loopback || is_own_address(sock, c->ip);
     } else {
         apr_cpystrn(c->ip, "?", sizeof(c->ip));
         apr_cpystrn(c->peer, "?", sizeof(c->peer));
@@ -982,6 +1050,9 @@ dkv_conn_open(dkv_node_t *node, apr_socket_t *sock, apr_pool_t *pool)
     }
     node->all = c;
     node->nconns++;
+    if (node->service != NULL) {
+        dkv_service_set_connections(node->service, node->nconns);
+    }
 
     c->reading = 1;
     rv = dkv_node_poll_set(node, c, APR_POLLIN);
@@ -1053,6 +1124,9 @@ dkv_conn_close(dkv_conn_t *c, int level, const char *why)
     }
     c->prev = c->next = NULL;
     node->nconns--;
+    if (node->service != NULL) {
+        dkv_service_set_connections(node->service, node->nconns);
+    }
     if (c->authed && node->service != NULL) {
         dkv_service_conn_closed(node->service, c->id);
     }

@@ -34,6 +34,9 @@ struct dkv_conn {
     char peer[64];                 /* "ip:port" for logs */
     char ip[48];
     int loopback;
+    int local;                  /* loopback, or from the address it
+                                 * reached: a client on this machine */
+    int admin;                     /* HELLO gave the node admin token */
     char client[DKV_PROTO_MAX_CLIENT_NAME + 1];
 
     unsigned char *in;             /* input (dkv_malloc) */

@@ -19,6 +19,7 @@
 #include <apr_strings.h>
 
 #include "dkv.h"
+#include "common/adminauth.h"
 #include "common/alloc.h"
 #include "common/config.h"
 #include "common/log.h"
@@ -148,7 +149,9 @@ static dkv_config_opt_t options[] = {
       "Default: none, a store of one node.", 0, 0 },
     { "secret-file", DKV_CONF_STRING, &set.secret_file, 0, 0, "FILE",
       "The store's 256-bit secret, 64 hex digits (required with "
-      "--peers): nodes prove they hold it on every cluster link.", 0, 0 },
+      "--peers): nodes prove they hold it on every cluster link, and the "
+      "store's manager derives from it the token of its admin connection "
+      "(loopback only).", 0, 0 },
     { "heartbeat-interval", DKV_CONF_UINT, &set.heartbeat, 1, 60000, "MS",
       "The Raft tick: heartbeats go out this often (default 100).", 0,
       0 },
@@ -340,6 +343,31 @@ load_secret(unsigned char **secret, const char *path, apr_pool_t *pool)
     return DKV_OK;
 }
 
+/* The digest of the node admin token that SECRET gives (adminauth.h), in
+ * sodium memory (*DIGEST, free with sodium_free), hashed as an access
+ * token is.  The token itself is wiped. */
+static dkv_status_t
+admin_token_hash(unsigned char **digest, const unsigned char *secret)
+{
+    char token[65];
+    dkv_status_t rv = dkv_adminauth_init();
+
+    if (rv != DKV_OK) {
+        return dkv_error_set(rv, "cannot initialize libsodium for the node "
+                             "admin token");
+    }
+    *digest = sodium_malloc(DKV_NODE_TOKEN_HASH);
+    if (*digest == NULL) {
+        return dkv_error_set(APR_ENOMEM, "out of secure memory");
+    }
+    dkv_admin_node_token(token, secret);
+    crypto_generichash(*digest, DKV_NODE_TOKEN_HASH,
+                       (const unsigned char *)token, strlen(token), NULL, 0);
+    sodium_memzero(token, sizeof(token));
+    sodium_mprotect_readonly(*digest);
+    return DKV_OK;
+}
+
 /* Reads the token file into a digest in sodium memory (*DIGEST, free with
  * sodium_free).  The token itself is wiped. */
 static dkv_status_t
@@ -489,7 +517,7 @@ main(int argc, const char *const *argv)
 {
     apr_pool_t *pool, *engine_pool, *service_pool;
     dkv_log_level_t level = DKV_LOG_INFO;
-    unsigned char *token_hash = NULL, *secret = NULL;
+    unsigned char *token_hash = NULL, *secret = NULL, *admin_hash = NULL;
     dkv_service_member_t *members = NULL;
     size_t nmembers = 0;
     dkv_engine_opts_t eopts;
@@ -555,8 +583,15 @@ main(int argc, const char *const *argv)
         if (problem != NULL) {
             return bad_settings(problem);
         }
+    }
+    if (set.secret_file != NULL) {
+        /* The secret also gives the node admin token (the manager's
+         * admin connection). */
         if (load_secret(&secret, set.secret_file, pool) != DKV_OK) {
             return bad_settings(dkv_last_error());
+        }
+        if (admin_token_hash(&admin_hash, secret) != DKV_OK) {
+            return fail(dkv_last_error());
         }
     }
     if (dkv_log_open(PROG, set.log_file, level, pool) != DKV_OK) {
@@ -576,6 +611,7 @@ main(int argc, const char *const *argv)
     nopts.idle_timeout = apr_time_from_sec(set.idle_timeout);
     nopts.request_timeout = apr_time_from_sec(set.request_timeout);
     nopts.token_hash = token_hash;
+    nopts.admin_hash = admin_hash;
     if (dkv_plat_raise_fd_limit(&fd_limit) != DKV_OK) {
         dkv_log(DKV_LOG_WARN, "%s", dkv_last_error());
     }
@@ -692,6 +728,9 @@ main(int argc, const char *const *argv)
     dkv_log_close();
     if (token_hash != NULL) {
         sodium_free(token_hash);
+    }
+    if (admin_hash != NULL) {
+        sodium_free(admin_hash);
     }
     if (secret != NULL) {
         sodium_free(secret);

@@ -53,6 +53,9 @@ typedef struct dkv_node_opts {
      * sodium_malloc memory owned by the caller); NULL: no token, loopback
      * clients only. */
     const unsigned char *token_hash;
+    /* The node admin token's digest (dkv_admin_node_token, hashed the
+     * same way; caller's sodium memory); NULL: no admin connections. */
+    const unsigned char *admin_hash;
 } dkv_node_opts_t;
 
 typedef struct dkv_conn dkv_conn_t;

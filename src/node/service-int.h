@@ -47,6 +47,11 @@ typedef struct dkv_svc_item {
     unsigned char *frame;
     size_t len;
     dkv_response_t res;        /* the answer, filled by a worker */
+    /* STATS: when dkv_service_submit took it (apr_time_now; 0: not a
+     * client's request), and the keys it reads, writes and deletes (set
+     * by dkv_svc_decode); counted when its answer is queued. */
+    int64_t received;
+    uint32_t gets, puts, removes;
 } dkv_svc_item_t;
 
 typedef struct dkv_svc_queue {
@@ -101,6 +106,9 @@ struct dkv_service {
     apr_thread_mutex_t *slock;
     dkv_service_stats_t stats;
     uint64_t revision;
+
+    /* STATS counters (service.c: sharded, each shard under its lock). */
+    struct dkv_svc_metrics *metrics;
 };
 
 /* The service's clock, ms since the epoch. */
@@ -120,6 +128,14 @@ void dkv_svc_set_status(dkv_svc_item_t *it, dkv_status_t rv,
  * or the status already set as its answer. */
 dkv_status_t dkv_svc_decode(dkv_request_t *req, dkv_svc_item_t *it,
                             apr_pool_t *pool);
+/* Notes the keys client request IT reads, writes and deletes for the
+ * metrics, when nothing decoded it yet (a write a follower forwards);
+ * POOL is scratch.  Leaves IT's answer as it was. */
+void dkv_svc_note_keys(dkv_svc_item_t *it, apr_pool_t *pool);
+/* Counts client request IT (its keys, IT->res.status, its latency) in
+ * the node's metrics as its answer is being sent.  dkv_svc_out_add does
+ * it; a path that answers otherwise calls it. */
+void dkv_svc_metrics_count(dkv_service_t *svc, const dkv_svc_item_t *it);
 /* Runs write REQ in context W, filling RES (MAX_VALUE: the entry's). */
 dkv_status_t dkv_svc_run_write(dkv_service_t *svc, dkv_eng_write_t *w,
                                const dkv_request_t *req, dkv_response_t *res,

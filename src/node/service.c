@@ -35,6 +35,17 @@
  * A big prefix snapshot holds the replica up while it is read; it is sent
  * a frame at a time.
  *
+ * Metrics (STATS).  Every answer to a client's request is counted when
+ * dkv_svc_out_add queues it, on whichever thread answers: requests,
+ * errors (a status other than OK), the keys read, written and deleted
+ * (noted by dkv_svc_decode: a GET_MANY of 10 keys counts 10 gets, BATCH
+ * and TXN_COMMIT ops by kind), and the time from dkv_service_submit to
+ * then in a latency histogram.  The counters are split in shards, picked
+ * by connection id, each under a lock of its own: no lock is shared by
+ * every request.  STATS itself is a read: a reader sums the shards and
+ * adds the gauges (connections, watches, live keys, the replica's
+ * numbers).
+ *
  * Shutdown.  dkv_service_shutdown marks the service (requests submitted
  * from then on are answered EUNAVAILABLE without running) and queues a
  * mark behind the requests already queued; when the replica reaches it,
@@ -65,6 +76,42 @@
 #define EXPIRE_CHUNK 1000
 /* Free queue items kept for reuse. */
 #define FREE_MAX 4096
+/* Shards of the STATS counters. */
+#define METRIC_SHARDS 16
+
+/* The request latency histogram's bounds, µs (docs/admin-api.md, "Node
+ * metrics"); a last bucket holds the rest. */
+static const uint64_t lat_bounds[] = {
+    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000,
+    1000000
+};
+#define NBOUNDS (sizeof(lat_bounds) / sizeof(lat_bounds[0]))
+/* Their metrics: the requests answered within each bound (cumulative). */
+static const char *const lat_names[NBOUNDS] = {
+    "request_latency_us_le_100", "request_latency_us_le_250",
+    "request_latency_us_le_500", "request_latency_us_le_1000",
+    "request_latency_us_le_2500", "request_latency_us_le_5000",
+    "request_latency_us_le_10000", "request_latency_us_le_25000",
+    "request_latency_us_le_50000", "request_latency_us_le_100000",
+    "request_latency_us_le_250000", "request_latency_us_le_1000000"
+};
+
+/* One shard of the STATS counters. */
+typedef struct svc_shard {
+    apr_thread_mutex_t *lock;
+    uint64_t requests;
+    uint64_t errors;
+    uint64_t gets, puts, removes;
+    uint64_t lat_sum;              /* µs */
+    uint64_t lat[NBOUNDS + 1];     /* per bucket (not cumulative) */
+    char pad[64];                  /* keeps shards off one cache line */
+} svc_shard_t;
+
+struct dkv_svc_metrics {
+    svc_shard_t shards[METRIC_SHARDS];
+    apr_time_t started;
+    uint64_t connections;          /* under the service's slock */
+};
 
 int64_t
 dkv_svc_now(const dkv_service_t *svc)
@@ -157,7 +204,7 @@ static int
 is_read_op(uint8_t op)
 {
     if (dkv_proto_op_reads_store(op) || op == DKV_MSG_PING
-        || op == DKV_MSG_MEMBERS) {
+        || op == DKV_MSG_MEMBERS || op == DKV_MSG_STATS) {
         return 1;
     }
     switch (op) {
@@ -179,11 +226,193 @@ is_read_op(uint8_t op)
     case DKV_MSG_TXN_COMMIT:
     case DKV_MSG_WATCH:
     case DKV_MSG_WATCH_CANCEL:
+    case DKV_MSG_MEMBER_ADD:       /* answered by the replica */
         return 0;
     default:
         /* Unknown: a reader answers ENOTIMPL (or EINVAL for HELLO). */
         return 1;
     }
+}
+
+/* ============================================================== metrics */
+
+/* Notes in IT the keys REQ reads, writes and deletes. */
+static void
+count_keys(dkv_svc_item_t *it, const dkv_request_t *req)
+{
+    size_t i;
+
+    switch (req->op) {
+    case DKV_MSG_GET:
+        it->gets = 1;
+        break;
+    case DKV_MSG_GET_MANY:
+        it->gets = (uint32_t)req->n;
+        break;
+    case DKV_MSG_PUT:
+        it->puts = 1;
+        break;
+    case DKV_MSG_PUT_MANY:
+        it->puts = (uint32_t)req->n;
+        break;
+    case DKV_MSG_DELETE:
+        it->removes = 1;
+        break;
+    case DKV_MSG_DELETE_MANY:
+        it->removes = (uint32_t)req->n;
+        break;
+    case DKV_MSG_BATCH:
+    case DKV_MSG_TXN_COMMIT:
+        for (i = 0; i < req->n; i++) {
+            if (req->ops[i].type == DKV_OP_PUT) {
+                it->puts++;
+            }
+            else if (req->ops[i].type == DKV_OP_DELETE) {
+                it->removes++;
+            }
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+/* See service-int.h. */
+void
+dkv_svc_note_keys(dkv_svc_item_t *it, apr_pool_t *pool)
+{
+    dkv_frame_t fr;
+    dkv_request_t req;
+    size_t size;
+
+    if (it->received == 0 || it->gets + it->puts + it->removes > 0
+        || dkv_proto_frame_parse(&fr, &size, it->frame, it->len,
+                                 0xFFFFFFFFu) != DKV_OK
+        || dkv_proto_request_decode(&req, &fr, pool) != DKV_OK) {
+        return;
+    }
+    count_keys(it, &req);
+}
+
+/* See service-int.h. */
+void
+dkv_svc_metrics_count(dkv_service_t *svc, const dkv_svc_item_t *it)
+{
+    apr_time_t now = apr_time_now();
+    uint64_t us = now > it->received ? (uint64_t)(now - it->received) : 0;
+    svc_shard_t *sh;
+    size_t b = 0;
+
+    while (b < NBOUNDS && us > lat_bounds[b]) {
+        b++;
+    }
+    sh = &svc->metrics->shards[it->conn % METRIC_SHARDS];
+    apr_thread_mutex_lock(sh->lock);
+    sh->requests++;
+    if (it->res.status != DKV_OK) {
+        sh->errors++;
+    }
+    sh->gets += it->gets;
+    sh->puts += it->puts;
+    sh->removes += it->removes;
+    sh->lat[b]++;
+    sh->lat_sum += us;
+    apr_thread_mutex_unlock(sh->lock);
+}
+
+static dkv_status_t
+metrics_create(dkv_service_t *svc)
+{
+    struct dkv_svc_metrics *m = apr_pcalloc(svc->pool, sizeof(*m));
+    dkv_status_t rv = APR_SUCCESS;
+    size_t i;
+
+    for (i = 0; i < METRIC_SHARDS && rv == APR_SUCCESS; i++) {
+        rv = apr_thread_mutex_create(&m->shards[i].lock,
+                                     APR_THREAD_MUTEX_DEFAULT, svc->pool);
+    }
+    m->started = apr_time_now();
+    svc->metrics = m;
+    return rv;
+}
+
+/* Appends metric NAME = VALUE to RES->stats (room made by the caller). */
+static void
+stat_add(dkv_response_t *res, const char *name, uint64_t value)
+{
+    res->stats[res->nstats].name = name;
+    res->stats[res->nstats].value = value;
+    res->nstats++;
+}
+
+/* The metrics kept in one pass, for the room STATS needs. */
+#define NSTATS (NBOUNDS + 1 + 21)
+
+/* Fills RES with the STATS answer (names in docs/admin-api.md, "Node
+ * metrics"), the live keys from read context R; in POOL. */
+static dkv_status_t
+stats_fill(dkv_response_t *res, dkv_service_t *svc, dkv_eng_read_t *r,
+           apr_pool_t *pool)
+{
+    struct dkv_svc_metrics *m = svc->metrics;
+    svc_shard_t sum;
+    dkv_replica_stats_t rs;
+    uint64_t items = 0, connections, watches, cum;
+    size_t i, b;
+    dkv_status_t rv;
+
+    rv = dkv_engine_count(&items, r, NULL);
+    if (rv != DKV_OK) {
+        return rv;
+    }
+    memset(&sum, 0, sizeof(sum));
+    for (i = 0; i < METRIC_SHARDS; i++) {
+        svc_shard_t *sh = &m->shards[i];
+
+        apr_thread_mutex_lock(sh->lock);
+        sum.requests += sh->requests;
+        sum.errors += sh->errors;
+        sum.gets += sh->gets;
+        sum.puts += sh->puts;
+        sum.removes += sh->removes;
+        sum.lat_sum += sh->lat_sum;
+        for (b = 0; b <= NBOUNDS; b++) {
+            sum.lat[b] += sh->lat[b];
+        }
+        apr_thread_mutex_unlock(sh->lock);
+    }
+    apr_thread_mutex_lock(svc->slock);
+    connections = m->connections;
+    watches = svc->stats.watches;
+    apr_thread_mutex_unlock(svc->slock);
+    dkv_replica_stats(&rs, svc);
+
+    res->stats = apr_pcalloc(pool, NSTATS * sizeof(*res->stats));
+    stat_add(res, "gets_total", sum.gets);
+    stat_add(res, "puts_total", sum.puts);
+    stat_add(res, "removes_total", sum.removes);
+    stat_add(res, "requests_total", sum.requests);
+    stat_add(res, "errors_total", sum.errors);
+    stat_add(res, "items", items);
+    stat_add(res, "connections", connections);
+    stat_add(res, "watches", watches);
+    for (b = 0, cum = 0; b < NBOUNDS; b++) {
+        cum += sum.lat[b];
+        stat_add(res, lat_names[b], cum);
+    }
+    stat_add(res, "request_latency_us_le_inf", cum + sum.lat[NBOUNDS]);
+    stat_add(res, "request_latency_us_sum", sum.lat_sum);
+    stat_add(res, "raft_term", rs.term);
+    stat_add(res, "raft_leader", rs.leader);
+    stat_add(res, "raft_commit_index", rs.commit);
+    stat_add(res, "raft_applied_index", rs.applied);
+    stat_add(res, "raft_proposals_total", rs.proposals);
+    stat_add(res, "fsyncs_total", rs.fsyncs);
+    stat_add(res, "fsync_us_total", rs.fsync_us);
+    stat_add(res, "node_id", rs.node_id);
+    stat_add(res, "uptime_ms",
+             (uint64_t)(apr_time_now() - m->started) / 1000);
+    return DKV_OK;
 }
 
 /* ============================================================== answers */
@@ -209,6 +438,7 @@ dkv_svc_decode(dkv_request_t *req, dkv_svc_item_t *it, apr_pool_t *pool)
 
     memset(&it->res, 0, sizeof(it->res));
     it->res.message = "";
+    it->gets = it->puts = it->removes = 0;
     dkv_error_clear();
     rv = dkv_proto_frame_parse(&fr, &size, it->frame, it->len, 0xFFFFFFFFu);
     if (rv != DKV_OK || size != it->len) {
@@ -247,6 +477,7 @@ dkv_svc_decode(dkv_request_t *req, dkv_svc_item_t *it, apr_pool_t *pool)
         dkv_svc_set_status(it, DKV_EUNAVAILABLE, pool);
         return DKV_EUNAVAILABLE;
     }
+    count_keys(it, req);
     return DKV_OK;
 }
 
@@ -277,6 +508,9 @@ dkv_svc_out_add(dkv_service_t *svc, dkv_svc_out_t *out, dkv_svc_item_t *it)
         dkv_wbuf_init(&out->buf, 0);
         out->conn = it->conn;
         out->used = 1;
+    }
+    if (it->received != 0 && svc->metrics != NULL) {
+        dkv_svc_metrics_count(svc, it);
     }
     mark = out->buf.len;
     if (dkv_proto_response_encode(&out->buf, &it->res) != DKV_OK) {
@@ -325,6 +559,9 @@ run_read(dkv_service_t *svc, const dkv_request_t *req, dkv_response_t *res,
         break;
     case DKV_MSG_MEMBERS:
         dkv_replica_members(res, svc, pool);
+        break;
+    case DKV_MSG_STATS:
+        rv = stats_fill(res, svc, r, pool);
         break;
     case DKV_MSG_GET:
         rv = dkv_check_key(req->key, req->key_len, 0);
@@ -770,6 +1007,7 @@ dkv_service_submit(dkv_service_t *service, uint64_t conn_id,
     it->conn = conn_id;
     it->frame = frame;
     it->len = len;
+    it->received = apr_time_now();
     op = len > 4 ? frame[4] : 0;
     if (is_read_op(op) && !dkv_svc_is_lin_read(service, it)) {
         /* The flag is read under the queue lock shutdown takes. */
@@ -805,6 +1043,15 @@ void
 dkv_service_conn_closed(dkv_service_t *service, uint64_t conn_id)
 {
     queue_control(service, DKV_SVC_CLOSED, conn_id);
+}
+
+/* See service.h. */
+void
+dkv_service_set_connections(dkv_service_t *service, uint64_t n)
+{
+    apr_thread_mutex_lock(service->slock);
+    service->metrics->connections = n;
+    apr_thread_mutex_unlock(service->slock);
 }
 
 /* See service.h. */
@@ -956,6 +1203,7 @@ dkv_service_create(dkv_service_t **service, dkv_engine_t *engine,
                                          APR_THREAD_MUTEX_DEFAULT, p))
            != APR_SUCCESS
         || (rv = apr_pool_create(&svc->bpool, p)) != APR_SUCCESS
+        || (rv = metrics_create(svc)) != APR_SUCCESS
         || (rv = dkv_hub_create(&svc->hub, send, baton, p)) != DKV_OK) {
         apr_pool_destroy(p);
         return dkv_error_set(rv, "service: cannot create its locks: %s",

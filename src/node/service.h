@@ -100,6 +100,10 @@ void dkv_service_submit(dkv_service_t *service, uint64_t conn_id,
  * and answers still due to it are dropped by the send callback. */
 void dkv_service_conn_closed(dkv_service_t *service, uint64_t conn_id);
 
+/* Sets the number of open client connections STATS reports (the network
+ * half calls it whenever the number changes).  Thread-safe. */
+void dkv_service_set_connections(dkv_service_t *service, uint64_t n);
+
 /* The store's current revision (for the HELLO response). */
 uint64_t dkv_service_revision(dkv_service_t *service);
 

@@ -1095,6 +1095,7 @@ malformed_requests(void)
     for (i = 0; i < 256; i++) {
         if (i == DKV_MSG_HELLO || i == DKV_MSG_PING
             || i == DKV_MSG_REVISION || i == DKV_MSG_MEMBERS
+            || i == DKV_MSG_STATS || i == DKV_MSG_MEMBER_ADD
             || (i >= 0x10 && i <= 0x1B)
             || (i >= 0x20 && i <= 0x28) || i == 0x30 || i == 0x31
             || i == 0x38 || i == 0x39) {
@@ -1993,6 +1994,467 @@ members_malformed(void)
     apr_pool_destroy(pool);
 }
 
+/* --------------------------------------------------------------- stats */
+
+/* A STATS answer with N metrics (N <= 40): the names of docs/admin-api.md
+ * first, then generated ones, the last of DKV_PROTO_MAX_STAT_NAME
+ * bytes; values spread over 64 bits. */
+static void
+stats_sample(dkv_response_t *r, dkv_proto_stat_t *st, size_t n,
+             apr_pool_t *pool)
+{
+    static const char *const names[] = {
+        "gets_total", "puts_total", "removes_total", "requests_total",
+        "errors_total", "items", "connections", "watches",
+        "request_latency_us_le_100", "request_latency_us_le_inf",
+        "request_latency_us_sum", "raft_term", "node_id", "uptime_ms"
+    };
+    size_t i, nn = sizeof(names) / sizeof(names[0]);
+
+    memset(r, 0, sizeof(*r));
+    r->op = DKV_MSG_STATS;
+    r->id = 55;
+    r->message = "";
+    for (i = 0; i < n; i++) {
+        if (i < nn) {
+            st[i].name = names[i];
+        } else if (i + 1 == n) {
+            st[i].name = apr_psprintf(pool, "%064u", 7u);
+        } else {
+            st[i].name = apr_psprintf(pool, "m_%u", (unsigned)i);
+        }
+        st[i].value = i == 0 ? UINT64_MAX : (uint64_t)i << (i % 60);
+    }
+    r->stats = n ? st : NULL;
+    r->nstats = n;
+}
+
+static void
+stats_round_trip(void)
+{
+    static const size_t counts[] = { 0, 1, 14, 40 };
+    apr_pool_t *pool = dkv_test_pool();
+    dkv_proto_stat_t st[40];
+    size_t c, i;
+
+    for (c = 0; c < sizeof(counts) / sizeof(counts[0]); c++) {
+        dkv_response_t r, d;
+        dkv_wbuf_t w1, w2;
+        dkv_frame_t f;
+        size_t want = 2 + 2 + 4;
+
+        stats_sample(&r, st, counts[c], pool);
+        dkv_wbuf_init(&w1, 0);
+        dkv_wbuf_init(&w2, 0);
+        DKV_ASSERT_OK(dkv_proto_response_encode(&w1, &r));
+        parse_one(&f, &w1);
+        DKV_EXPECT_UINT_EQ(f.op, DKV_MSG_STATS | 0x80);
+        for (i = 0; i < counts[c]; i++) {
+            want += 2 + strlen(st[i].name) + 8;
+        }
+        DKV_EXPECT_UINT_EQ(f.body_len, want);
+        DKV_ASSERT_OK(dkv_proto_response_decode(&d, &f, pool));
+        DKV_EXPECT_UINT_EQ(d.op, DKV_MSG_STATS);
+        DKV_EXPECT_UINT_EQ(d.id, 55);
+        DKV_EXPECT_STATUS(d.status, DKV_OK);
+        DKV_ASSERT_UINT_EQ(d.nstats, counts[c]);
+        for (i = 0; i < counts[c]; i++) {
+            DKV_EXPECT_STR_EQ(d.stats[i].name, st[i].name);
+            DKV_EXPECT_TRUE(d.stats[i].value == st[i].value);
+        }
+        DKV_ASSERT_OK(dkv_proto_response_encode(&w2, &d));
+        DKV_EXPECT_MEM_EQ(w2.data, w2.len, w1.data, w1.len);
+        check_truncations(DEC_RESPONSE, &f, pool);
+        DKV_EXPECT_STATUS(run_decoder(DEC_REQUEST, &f, pool), DKV_ENOTIMPL);
+        dkv_wbuf_free(&w1);
+        dkv_wbuf_free(&w2);
+    }
+    /* The wire layout of one metric, against docs/protocol.md. */
+    {
+        static const unsigned char one[] = {
+            0, 0, 0, 0,                 /* status OK, empty message */
+            0, 0, 0, 1,                 /* count */
+            0, 5, 'i', 't', 'e', 'm', 's',
+            0, 0, 0, 0, 0, 0, 0x01, 0x02    /* 258 */
+        };
+        dkv_proto_stat_t m = { "items", 258 };
+        dkv_response_t r;
+        dkv_wbuf_t w;
+        dkv_frame_t f;
+
+        memset(&r, 0, sizeof(r));
+        r.op = DKV_MSG_STATS;
+        r.stats = &m;
+        r.nstats = 1;
+        dkv_wbuf_init(&w, 0);
+        DKV_ASSERT_OK(dkv_proto_response_encode(&w, &r));
+        parse_one(&f, &w);
+        DKV_EXPECT_MEM_EQ(f.body, f.body_len, one, sizeof(one));
+        dkv_wbuf_free(&w);
+    }
+    /* The most metrics an answer may hold. */
+    {
+        dkv_proto_stat_t *many = apr_pcalloc(pool, DKV_PROTO_MAX_STATS
+                                                   * sizeof(*many));
+        dkv_response_t r, d;
+        dkv_wbuf_t w;
+        dkv_frame_t f;
+
+        memset(&r, 0, sizeof(r));
+        r.op = DKV_MSG_STATS;
+        for (i = 0; i < DKV_PROTO_MAX_STATS; i++) {
+            many[i].name = apr_psprintf(pool, "s%u", (unsigned)i);
+            many[i].value = i;
+        }
+        r.stats = many;
+        r.nstats = DKV_PROTO_MAX_STATS;
+        dkv_wbuf_init(&w, 0);
+        DKV_ASSERT_OK(dkv_proto_response_encode(&w, &r));
+        parse_one(&f, &w);
+        DKV_ASSERT_OK(dkv_proto_response_decode(&d, &f, pool));
+        DKV_ASSERT_UINT_EQ(d.nstats, DKV_PROTO_MAX_STATS);
+        DKV_EXPECT_STR_EQ(d.stats[DKV_PROTO_MAX_STATS - 1].name, "s511");
+        DKV_EXPECT_UINT_EQ(d.stats[300].value, 300);
+        dkv_wbuf_free(&w);
+    }
+    /* A refusal carries no fields. */
+    {
+        dkv_response_t r, d;
+        dkv_wbuf_t w;
+        dkv_frame_t f;
+
+        memset(&r, 0, sizeof(r));
+        r.op = DKV_MSG_STATS;
+        r.status = DKV_EUNAVAILABLE;
+        r.message = "node shutting down";
+        dkv_wbuf_init(&w, 0);
+        DKV_ASSERT_OK(dkv_proto_response_encode(&w, &r));
+        parse_one(&f, &w);
+        DKV_EXPECT_UINT_EQ(f.body_len, 4 + strlen(r.message));
+        DKV_ASSERT_OK(dkv_proto_response_decode(&d, &f, pool));
+        DKV_EXPECT_STATUS(d.status, DKV_EUNAVAILABLE);
+        DKV_EXPECT_UINT_EQ(d.nstats, 0);
+        DKV_EXPECT_TRUE(d.stats == NULL);
+        dkv_wbuf_free(&w);
+    }
+    /* The request: an empty body. */
+    {
+        dkv_request_t q, d;
+        dkv_wbuf_t w;
+        dkv_frame_t f;
+
+        memset(&q, 0, sizeof(q));
+        q.op = DKV_MSG_STATS;
+        q.id = 6;
+        dkv_wbuf_init(&w, 0);
+        DKV_ASSERT_OK(dkv_proto_request_encode(&w, &q));
+        DKV_EXPECT_UINT_EQ(w.len, DKV_PROTO_HEADER);
+        parse_one(&f, &w);
+        DKV_ASSERT_OK(dkv_proto_request_decode(&d, &f, pool));
+        DKV_EXPECT_UINT_EQ(d.op, DKV_MSG_STATS);
+        DKV_EXPECT_UINT_EQ(d.id, 6);
+        DKV_EXPECT_TRUE(!dkv_proto_op_reads_store(DKV_MSG_STATS));
+        DKV_EXPECT_STATUS(decode_request_bytes(DKV_MSG_STATS, "x", 1,
+                                               pool), DKV_EINVAL);
+        dkv_wbuf_free(&w);
+    }
+    apr_pool_destroy(pool);
+}
+
+/* Decodes a STATS response of BODY (LEN bytes, exact heap block). */
+static dkv_status_t
+decode_stats_bytes(const void *body, size_t len, apr_pool_t *pool)
+{
+    dkv_wbuf_t w;
+    dkv_frame_t f;
+    dkv_response_t r;
+    dkv_status_t s;
+    unsigned char *b;
+
+    make_frame(&f, &w, DKV_MSG_STATS | 0x80, body, len);
+    b = exact_copy(&f, &f, f.body, f.body_len);
+    s = dkv_proto_response_decode(&r, &f, pool);
+    dkv_free(b);
+    dkv_wbuf_free(&w);
+    return s;
+}
+
+static void
+stats_malformed(void)
+{
+    apr_pool_t *pool = dkv_test_pool();
+    /* OK, count 1, "ab" = 7; bytes 4..7 are the count, 8..9 the name's
+     * length, 10..11 the name. */
+    static const unsigned char good[] = {
+        0, 0, 0, 0, 0, 0, 0, 1, 0, 2, 'a', 'b', 0, 0, 0, 0, 0, 0, 0, 7
+    };
+    static const char *const bad_names[] = {
+        "", "Items", "a-b", "a b", "caf\xc3\xa9", "x.y"
+    };
+    unsigned char b[sizeof(good) + 100];
+    dkv_proto_stat_t m;
+    dkv_response_t r;
+    dkv_wbuf_t w;
+    size_t i;
+
+    DKV_EXPECT_OK(decode_stats_bytes(good, sizeof(good), pool));
+    /* A count the body cannot hold, one above the limit, a huge one. */
+    memcpy(b, good, sizeof(good));
+    b[7] = 2;
+    DKV_EXPECT_STATUS(decode_stats_bytes(b, sizeof(good), pool),
+                      DKV_EINVAL);
+    memset(b, 0, sizeof(b));
+    dkv_put_be32(b + 4, DKV_PROTO_MAX_STATS + 1);
+    DKV_EXPECT_STATUS(decode_stats_bytes(b, 8, pool), DKV_EINVAL);
+    DKV_EXPECT_TRUE(strstr(dkv_last_error(), "stat count") != NULL);
+    dkv_put_be32(b + 4, 0xFFFFFFFFu);
+    DKV_EXPECT_STATUS(decode_stats_bytes(b, 8, pool), DKV_EINVAL);
+    /* Names outside [a-z0-9_], empty, or with a NUL. */
+    for (i = 0; i < 6; i++) {
+        size_t n = strlen(bad_names[i]);
+
+        memcpy(b, good, 8);
+        b[8] = 0;
+        b[9] = (unsigned char)n;
+        memcpy(b + 10, bad_names[i], n);
+        memset(b + 10 + n, 0, 8);
+        DKV_EXPECT_STATUS(decode_stats_bytes(b, 18 + n, pool), DKV_EINVAL);
+        /* (An empty name leaves the body too short for its count.) */
+        DKV_EXPECT_TRUE(strstr(dkv_last_error(), n ? "stat name"
+                                                   : "stat count") != NULL);
+    }
+    memcpy(b, good, sizeof(good));
+    b[11] = 0;
+    DKV_EXPECT_STATUS(decode_stats_bytes(b, sizeof(good), pool),
+                      DKV_EINVAL);
+    /* A name of 65 bytes (64 is the limit). */
+    for (i = 0; i < 2; i++) {
+        size_t nl = DKV_PROTO_MAX_STAT_NAME + i;
+
+        memcpy(b, good, 8);
+        b[8] = 0;
+        b[9] = (unsigned char)nl;
+        memset(b + 10, 'z', nl);
+        memset(b + 10 + nl, 0, 8);
+        DKV_EXPECT_STATUS(decode_stats_bytes(b, 18 + nl, pool),
+                          i == 0 ? DKV_OK : DKV_EINVAL);
+    }
+    /* Trailing bytes. */
+    memcpy(b, good, sizeof(good));
+    b[sizeof(good)] = 0;
+    DKV_EXPECT_STATUS(decode_stats_bytes(b, sizeof(good) + 1, pool),
+                      DKV_EINVAL);
+
+    /* The encoder refuses what the decoder would. */
+    memset(&r, 0, sizeof(r));
+    r.op = DKV_MSG_STATS;
+    r.stats = &m;
+    r.nstats = 1;
+    m.value = 1;
+    dkv_wbuf_init(&w, 0);
+    for (i = 0; i < 6; i++) {
+        m.name = bad_names[i];
+        DKV_EXPECT_STATUS(dkv_proto_response_encode(&w, &r), DKV_EINVAL);
+    }
+    m.name = NULL;
+    DKV_EXPECT_STATUS(dkv_proto_response_encode(&w, &r), DKV_EINVAL);
+    memset(b, 'a', DKV_PROTO_MAX_STAT_NAME + 1);
+    b[DKV_PROTO_MAX_STAT_NAME + 1] = '\0';
+    m.name = (const char *)b;
+    DKV_EXPECT_STATUS(dkv_proto_response_encode(&w, &r), DKV_EINVAL);
+    b[DKV_PROTO_MAX_STAT_NAME] = '\0';
+    DKV_EXPECT_OK(dkv_proto_response_encode(&w, &r));
+    r.nstats = DKV_PROTO_MAX_STATS + 1;
+    DKV_EXPECT_STATUS(dkv_proto_response_encode(&w, &r), DKV_EINVAL);
+    r.nstats = 1;
+    r.stats = NULL;
+    DKV_EXPECT_STATUS(dkv_proto_response_encode(&w, &r), DKV_EINVAL);
+    /* Only the one good frame is in the buffer (failures roll back). */
+    {
+        dkv_frame_t f;
+
+        parse_one(&f, &w);
+    }
+    dkv_wbuf_free(&w);
+    apr_pool_destroy(pool);
+}
+
+/* ---------------------------------------------------------- member add */
+
+static void
+member_add_round_trip(void)
+{
+    apr_pool_t *pool = dkv_test_pool();
+    static const unsigned char wire[] = {
+        0, 0, 0, 3,                     /* id */
+        0, 9, '1', '0', '.', '0', '.', '0', '.', '1', '3',
+        0x1E, 0x85,                     /* cluster port 7813 */
+        0x1E, 0xB7                      /* client port 7863 */
+    };
+    static const char *const hosts[] = { "10.0.0.13", "::1", "h" };
+    dkv_request_t q, d;
+    dkv_response_t r, rd;
+    dkv_wbuf_t w, w2;
+    dkv_frame_t f;
+    char longest[DKV_PROTO_MAX_HOST + 1];
+    size_t i;
+
+    memset(longest, 'n', DKV_PROTO_MAX_HOST);
+    longest[DKV_PROTO_MAX_HOST] = '\0';
+    for (i = 0; i < 4; i++) {
+        memset(&q, 0, sizeof(q));
+        q.op = DKV_MSG_MEMBER_ADD;
+        q.id = 77;
+        q.member_id = i == 3 ? 0xFFFFFFFFu : (uint32_t)(3 + i);
+        q.member_host = i < 3 ? hosts[i] : longest;
+        q.member_cluster_port = (uint16_t)(i == 3 ? 65535 : 7813);
+        q.member_client_port = (uint16_t)(i == 2 ? 0 : 7863);
+        dkv_wbuf_init(&w, 0);
+        dkv_wbuf_init(&w2, 0);
+        DKV_ASSERT_OK(dkv_proto_request_encode(&w, &q));
+        parse_one(&f, &w);
+        DKV_EXPECT_UINT_EQ(f.op, DKV_MSG_MEMBER_ADD);
+        DKV_EXPECT_UINT_EQ(f.body_len, 4 + 2 + strlen(q.member_host) + 4);
+        if (i == 0) {
+            DKV_EXPECT_MEM_EQ(f.body, f.body_len, wire, sizeof(wire));
+        }
+        DKV_ASSERT_OK(dkv_proto_request_decode(&d, &f, pool));
+        DKV_EXPECT_UINT_EQ(d.op, DKV_MSG_MEMBER_ADD);
+        DKV_EXPECT_UINT_EQ(d.id, 77);
+        DKV_EXPECT_UINT_EQ(d.member_id, q.member_id);
+        DKV_EXPECT_STR_EQ(d.member_host, q.member_host);
+        DKV_EXPECT_UINT_EQ(d.member_cluster_port, q.member_cluster_port);
+        DKV_EXPECT_UINT_EQ(d.member_client_port, q.member_client_port);
+        DKV_ASSERT_OK(dkv_proto_request_encode(&w2, &d));
+        DKV_EXPECT_MEM_EQ(w2.data, w2.len, w.data, w.len);
+        check_truncations(DEC_REQUEST, &f, pool);
+        DKV_EXPECT_STATUS(run_decoder(DEC_RESPONSE, &f, pool), DKV_EINVAL);
+        dkv_wbuf_free(&w);
+        dkv_wbuf_free(&w2);
+    }
+    DKV_EXPECT_TRUE(!dkv_proto_op_reads_store(DKV_MSG_MEMBER_ADD));
+
+    /* The answer: empty when OK; status and message otherwise. */
+    memset(&r, 0, sizeof(r));
+    r.op = DKV_MSG_MEMBER_ADD;
+    r.id = 77;
+    dkv_wbuf_init(&w, 0);
+    DKV_ASSERT_OK(dkv_proto_response_encode(&w, &r));
+    parse_one(&f, &w);
+    DKV_EXPECT_UINT_EQ(f.op, DKV_MSG_MEMBER_ADD | 0x80);
+    DKV_EXPECT_UINT_EQ(f.body_len, 4);
+    DKV_ASSERT_OK(dkv_proto_response_decode(&rd, &f, pool));
+    DKV_EXPECT_UINT_EQ(rd.op, DKV_MSG_MEMBER_ADD);
+    DKV_EXPECT_STATUS(rd.status, DKV_OK);
+    check_truncations(DEC_RESPONSE, &f, pool);
+    dkv_wbuf_free(&w);
+    r.status = DKV_EUNAUTHORIZED;
+    r.message = "MEMBER_ADD needs the node admin connection";
+    dkv_wbuf_init(&w, 0);
+    DKV_ASSERT_OK(dkv_proto_response_encode(&w, &r));
+    parse_one(&f, &w);
+    DKV_EXPECT_UINT_EQ(f.body_len, 4 + strlen(r.message));
+    DKV_ASSERT_OK(dkv_proto_response_decode(&rd, &f, pool));
+    DKV_EXPECT_STATUS(rd.status, DKV_EUNAUTHORIZED);
+    DKV_EXPECT_STR_EQ(rd.message, r.message);
+    dkv_wbuf_free(&w);
+    apr_pool_destroy(pool);
+}
+
+static void
+member_add_malformed(void)
+{
+    apr_pool_t *pool = dkv_test_pool();
+    /* id 3, host "h", cluster port 9, client port 10. */
+    static const unsigned char good[] = {
+        0, 0, 0, 3, 0, 1, 'h', 0, 9, 0, 10
+    };
+    unsigned char b[300];
+    dkv_request_t q;
+    dkv_wbuf_t w;
+    size_t i;
+
+    DKV_EXPECT_OK(decode_request_bytes(DKV_MSG_MEMBER_ADD, good,
+                                       sizeof(good), pool));
+    /* Id 0. */
+    memcpy(b, good, sizeof(good));
+    b[3] = 0;
+    DKV_EXPECT_STATUS(decode_request_bytes(DKV_MSG_MEMBER_ADD, b,
+                                           sizeof(good), pool), DKV_EINVAL);
+    DKV_EXPECT_TRUE(strstr(dkv_last_error(), "member id") != NULL);
+    /* An empty host, a host with a NUL. */
+    {
+        static const unsigned char empty[] = {
+            0, 0, 0, 3, 0, 0, 0, 9, 0, 10
+        };
+
+        DKV_EXPECT_STATUS(decode_request_bytes(DKV_MSG_MEMBER_ADD, empty,
+                                               sizeof(empty), pool),
+                          DKV_EINVAL);
+        DKV_EXPECT_TRUE(strstr(dkv_last_error(), "member host") != NULL);
+    }
+    memcpy(b, good, sizeof(good));
+    b[6] = 0;
+    DKV_EXPECT_STATUS(decode_request_bytes(DKV_MSG_MEMBER_ADD, b,
+                                           sizeof(good), pool), DKV_EINVAL);
+    /* Cluster port 0 (client port 0 is fine). */
+    memcpy(b, good, sizeof(good));
+    b[8] = 0;
+    DKV_EXPECT_STATUS(decode_request_bytes(DKV_MSG_MEMBER_ADD, b,
+                                           sizeof(good), pool), DKV_EINVAL);
+    DKV_EXPECT_TRUE(strstr(dkv_last_error(), "cluster port") != NULL);
+    memcpy(b, good, sizeof(good));
+    b[10] = 0;
+    DKV_EXPECT_OK(decode_request_bytes(DKV_MSG_MEMBER_ADD, b, sizeof(good),
+                                       pool));
+    /* A host of 256 bytes (255 is the limit). */
+    for (i = 0; i < 2; i++) {
+        size_t hl = DKV_PROTO_MAX_HOST + i;
+
+        memcpy(b, good, 4);
+        b[4] = (unsigned char)(hl >> 8);
+        b[5] = (unsigned char)hl;
+        memset(b + 6, 'a', hl);
+        memcpy(b + 6 + hl, good + 7, 4);
+        DKV_EXPECT_STATUS(decode_request_bytes(DKV_MSG_MEMBER_ADD, b,
+                                               10 + hl, pool),
+                          i == 0 ? DKV_OK : DKV_EINVAL);
+    }
+    /* Trailing bytes. */
+    memcpy(b, good, sizeof(good));
+    b[sizeof(good)] = 0;
+    DKV_EXPECT_STATUS(decode_request_bytes(DKV_MSG_MEMBER_ADD, b,
+                                           sizeof(good) + 1, pool),
+                      DKV_EINVAL);
+
+    /* The encoder refuses what the decoder would. */
+    memset(&q, 0, sizeof(q));
+    q.op = DKV_MSG_MEMBER_ADD;
+    q.member_id = 3;
+    q.member_host = "h";
+    q.member_cluster_port = 9;
+    dkv_wbuf_init(&w, 0);
+    q.member_id = 0;
+    DKV_EXPECT_STATUS(dkv_proto_request_encode(&w, &q), DKV_EINVAL);
+    q.member_id = 3;
+    q.member_host = NULL;
+    DKV_EXPECT_STATUS(dkv_proto_request_encode(&w, &q), DKV_EINVAL);
+    q.member_host = "";
+    DKV_EXPECT_STATUS(dkv_proto_request_encode(&w, &q), DKV_EINVAL);
+    memset(b, 'a', DKV_PROTO_MAX_HOST + 1);
+    b[DKV_PROTO_MAX_HOST + 1] = '\0';
+    q.member_host = (const char *)b;
+    DKV_EXPECT_STATUS(dkv_proto_request_encode(&w, &q), DKV_EINVAL);
+    q.member_host = "h";
+    q.member_cluster_port = 0;
+    DKV_EXPECT_STATUS(dkv_proto_request_encode(&w, &q), DKV_EINVAL);
+    DKV_EXPECT_UINT_EQ(w.len, 0);
+    q.member_cluster_port = 9;
+    DKV_EXPECT_OK(dkv_proto_request_encode(&w, &q));
+    dkv_wbuf_free(&w);
+    apr_pool_destroy(pool);
+}
+
 /* The request header's SERIALIZABLE flag: written, decoded, unknown bits
  * refused by the encoder and dropped by the decoder. */
 static void
@@ -2196,6 +2658,58 @@ write_corpus(void)
         dkv_wbuf_free(&w);
         apr_pool_destroy(pool);
     }
+    /* STATS: the request, answers of 0, 14 and 40 metrics; MEMBER_ADD:
+     * a request, its OK answer and a refusal. */
+    {
+        static const size_t counts[] = { 0, 14, 40 };
+        apr_pool_t *pool = dkv_test_pool();
+        dkv_proto_stat_t st[40];
+        dkv_response_t res;
+        dkv_request_t q;
+
+        memset(&q, 0, sizeof(q));
+        q.op = DKV_MSG_STATS;
+        q.id = 5;
+        dkv_wbuf_init(&w, 0);
+        DKV_ASSERT_OK(dkv_proto_request_encode(&w, &q));
+        write_file(dir, "req-05-stats", &w);
+        dkv_wbuf_free(&w);
+        for (i = 0; i < 3; i++) {
+            stats_sample(&res, st, counts[i], pool);
+            dkv_wbuf_init(&w, 0);
+            DKV_ASSERT_OK(dkv_proto_response_encode(&w, &res));
+            apr_snprintf(name, sizeof(name), "res-05-stats-%u",
+                         (unsigned)counts[i]);
+            write_file(dir, name, &w);
+            dkv_wbuf_free(&w);
+        }
+        memset(&q, 0, sizeof(q));
+        q.op = DKV_MSG_MEMBER_ADD;
+        q.id = 6;
+        q.member_id = 4;
+        q.member_host = "10.0.0.14";
+        q.member_cluster_port = 7814;
+        q.member_client_port = 7864;
+        dkv_wbuf_init(&w, 0);
+        DKV_ASSERT_OK(dkv_proto_request_encode(&w, &q));
+        write_file(dir, "req-06-member-add", &w);
+        dkv_wbuf_free(&w);
+        memset(&res, 0, sizeof(res));
+        res.op = DKV_MSG_MEMBER_ADD;
+        res.id = 6;
+        dkv_wbuf_init(&w, 0);
+        DKV_ASSERT_OK(dkv_proto_response_encode(&w, &res));
+        write_file(dir, "res-06-member-add", &w);
+        dkv_wbuf_free(&w);
+        res.status = DKV_EUNAUTHORIZED;
+        res.message = "MEMBER_ADD needs the node admin connection "
+                      "(loopback, from the store's manager)";
+        dkv_wbuf_init(&w, 0);
+        DKV_ASSERT_OK(dkv_proto_response_encode(&w, &res));
+        write_file(dir, "res-06-unauthorized", &w);
+        dkv_wbuf_free(&w);
+        apr_pool_destroy(pool);
+    }
 }
 
 /* ------------------------------------------------------------- register */
@@ -2221,6 +2735,10 @@ test_proto_register(void)
     DKV_TEST_ADD(s, wbuf_limit_and_consume);
     DKV_TEST_ADD(s, members_round_trip);
     DKV_TEST_ADD(s, members_malformed);
+    DKV_TEST_ADD(s, stats_round_trip);
+    DKV_TEST_ADD(s, stats_malformed);
+    DKV_TEST_ADD(s, member_add_round_trip);
+    DKV_TEST_ADD(s, member_add_malformed);
     DKV_TEST_ADD(s, request_flags);
     DKV_TEST_ADD(s, write_corpus);
 }

@@ -13,6 +13,7 @@
 
 #include "testutil.h"
 #include "common/alloc.h"
+#include "common/codec.h"
 #include "common/proto.h"
 #include "engine/engine.h"
 #include "node/service.h"
@@ -989,6 +990,237 @@ test_snapshot_done(void)
     h_stop(h);
 }
 
+/* ---------------------------------------------------------------- STATS */
+
+/* The names STATS answers, in order (docs/admin-api.md, "Node
+ * metrics"). */
+static const char *const stat_names[] = {
+    "gets_total", "puts_total", "removes_total", "requests_total",
+    "errors_total", "items", "connections", "watches",
+    "request_latency_us_le_100", "request_latency_us_le_250",
+    "request_latency_us_le_500", "request_latency_us_le_1000",
+    "request_latency_us_le_2500", "request_latency_us_le_5000",
+    "request_latency_us_le_10000", "request_latency_us_le_25000",
+    "request_latency_us_le_50000", "request_latency_us_le_100000",
+    "request_latency_us_le_250000", "request_latency_us_le_1000000",
+    "request_latency_us_le_inf", "request_latency_us_sum", "raft_term",
+    "raft_leader", "raft_commit_index", "raft_applied_index",
+    "raft_proposals_total", "fsyncs_total", "fsync_us_total", "node_id",
+    "uptime_ms"
+};
+#define NSTAT_NAMES (sizeof(stat_names) / sizeof(stat_names[0]))
+
+/* Asks for STATS on CONN (request ID) into *RES; checks the names. */
+static void
+h_stats(harness_t *h, uint64_t conn, uint64_t id, dkv_response_t *res)
+{
+    dkv_request_t req;
+    size_t i;
+
+    memset(&req, 0, sizeof(req));
+    req.op = DKV_MSG_STATS;
+    req.id = id;
+    DKV_ASSERT_OK(h_call(h, conn, &req, res, h->pool));
+    DKV_ASSERT_UINT_EQ(res->nstats, NSTAT_NAMES);
+    for (i = 0; i < NSTAT_NAMES; i++) {
+        DKV_EXPECT_STR_EQ(res->stats[i].name, stat_names[i]);
+    }
+}
+
+/* The value of metric NAME in STATS answer RES. */
+static uint64_t
+stat_of(const dkv_response_t *res, const char *name)
+{
+    size_t i;
+
+    for (i = 0; i < res->nstats; i++) {
+        if (!strcmp(res->stats[i].name, name)) {
+            return res->stats[i].value;
+        }
+    }
+    DKV_ASSERT_TRUE(!"metric missing");
+    return 0;
+}
+
+/* Checks the latency histogram of RES: cumulative, le_inf == requests
+ * answered before it. */
+static void
+check_histogram(const dkv_response_t *res)
+{
+    uint64_t prev = 0, v, requests = stat_of(res, "requests_total");
+    size_t i;
+
+    for (i = 8; i <= 20; i++) {
+        v = res->stats[i].value;
+        DKV_EXPECT_TRUE(v >= prev);
+        prev = v;
+    }
+    DKV_EXPECT_UINT_EQ(stat_of(res, "request_latency_us_le_inf"), requests);
+    /* At most 10 s each, spent in this test. */
+    DKV_EXPECT_TRUE(stat_of(res, "request_latency_us_sum")
+                    <= requests * 10000000u);
+}
+
+static void
+test_stats(void)
+{
+    enum { NPUTS = 7, NGETS = 5 };
+    harness_t *h = h_start(0, 2);
+    apr_pool_t *p = h->pool;
+    dkv_request_t req;
+    dkv_response_t res, st, st2;
+    dkv_key_t keys[10];
+    dkv_kv_t kvs[3];
+    dkv_op_t ops[3];
+    unsigned char *f;
+    uint64_t requests, id = 100;
+    size_t i;
+    char *k;
+
+    /* Nothing yet: every counter 0, the STATS itself not counted. */
+    h_stats(h, 1, id++, &st);
+    for (i = 0; i < 8; i++) {
+        DKV_EXPECT_UINT_EQ(st.stats[i].value, 0);
+    }
+    check_histogram(&st);
+    DKV_EXPECT_TRUE(stat_of(&st, "uptime_ms") < 600000u);
+
+    /* N puts and M gets over two connections: exact counts. */
+    for (i = 0; i < NPUTS; i++) {
+        k = apr_psprintf(p, "k%u", (unsigned)i);
+        put_req(&req, id++, k, "v");
+        DKV_ASSERT_OK(h_call(h, 1 + i % 2, &req, &res, p));
+    }
+    for (i = 0; i < NGETS; i++) {
+        k = apr_psprintf(p, "k%u", (unsigned)i);
+        key_req(&req, DKV_MSG_GET, id++, k);
+        DKV_ASSERT_OK(h_call(h, 1 + i % 2, &req, &res, p));
+    }
+    h_stats(h, 2, id++, &st);
+    DKV_EXPECT_UINT_EQ(stat_of(&st, "puts_total"), NPUTS);
+    DKV_EXPECT_UINT_EQ(stat_of(&st, "gets_total"), NGETS);
+    DKV_EXPECT_UINT_EQ(stat_of(&st, "removes_total"), 0);
+    /* The first STATS, the puts and the gets. */
+    DKV_EXPECT_UINT_EQ(stat_of(&st, "requests_total"), 1 + NPUTS + NGETS);
+    DKV_EXPECT_UINT_EQ(stat_of(&st, "errors_total"), 0);
+    DKV_EXPECT_UINT_EQ(stat_of(&st, "items"), NPUTS);
+    check_histogram(&st);
+    DKV_EXPECT_TRUE(stat_of(&st, "raft_term") >= 1);
+    DKV_EXPECT_UINT_EQ(stat_of(&st, "raft_leader"),
+                       stat_of(&st, "node_id"));
+    DKV_EXPECT_TRUE(stat_of(&st, "raft_applied_index")
+                    <= stat_of(&st, "raft_commit_index"));
+    requests = stat_of(&st, "requests_total") + 1;
+
+    /* Bulk operations count per key, BATCH and TXN ops by kind; a miss
+     * and a malformed request are errors. */
+    memset(&req, 0, sizeof(req));
+    req.op = DKV_MSG_GET_MANY;
+    req.id = id++;
+    for (i = 0; i < 10; i++) {
+        keys[i].key = apr_psprintf(p, "k%u", (unsigned)(i % NPUTS));
+        keys[i].key_len = strlen(keys[i].key);
+    }
+    req.keys = keys;
+    req.n = 10;
+    DKV_ASSERT_OK(h_call(h, 1, &req, &res, p));
+    memset(&req, 0, sizeof(req));
+    req.op = DKV_MSG_PUT_MANY;
+    req.id = id++;
+    for (i = 0; i < 3; i++) {
+        kvs[i].key = apr_psprintf(p, "m%u", (unsigned)i);
+        kvs[i].key_len = 2;
+        kvs[i].value = "x";
+        kvs[i].value_len = 1;
+    }
+    req.kvs = kvs;
+    req.n = 3;
+    DKV_ASSERT_OK(h_call(h, 1, &req, &res, p));
+    key_req(&req, DKV_MSG_DELETE, id++, "k0");
+    DKV_ASSERT_OK(h_call(h, 1, &req, &res, p));
+    memset(&req, 0, sizeof(req));
+    req.op = DKV_MSG_DELETE_MANY;
+    req.id = id++;
+    req.keys = keys + 1;
+    req.n = 2;
+    DKV_ASSERT_OK(h_call(h, 1, &req, &res, p));
+    memset(ops, 0, sizeof(ops));
+    ops[0].type = DKV_OP_PUT;
+    ops[0].key = "b1";
+    ops[0].key_len = 2;
+    ops[0].value = "1";
+    ops[0].value_len = 1;
+    ops[1] = ops[0];
+    ops[1].key = "b2";
+    ops[2].type = DKV_OP_DELETE;
+    ops[2].key = "k3";
+    ops[2].key_len = 2;
+    memset(&req, 0, sizeof(req));
+    req.op = DKV_MSG_BATCH;
+    req.id = id++;
+    req.ops = ops;
+    req.n = 3;
+    DKV_ASSERT_OK(h_call(h, 2, &req, &res, p));
+    ops[0].key = "t1";
+    ops[2].key = "k4";
+    memset(&req, 0, sizeof(req));
+    req.op = DKV_MSG_TXN_COMMIT;
+    req.id = id++;
+    req.ops = ops;
+    req.n = 1;
+    DKV_ASSERT_OK(h_call(h, 2, &req, &res, p));
+    req.id = id++;
+    req.ops = ops + 2;
+    DKV_ASSERT_OK(h_call(h, 2, &req, &res, p));
+    key_req(&req, DKV_MSG_GET, id++, "nope");
+    DKV_EXPECT_STATUS(h_call(h, 1, &req, &res, p), DKV_ENOTFOUND);
+    f = dkv_calloc(1, 16);
+    f[3] = 12;
+    f[4] = 0x5A;
+    dkv_put_be64(f + 8, id);
+    dkv_service_submit(h->svc, 3, f, 16);
+    h_response(h, 3, id++, 0x5A, &res, p);
+    DKV_EXPECT_STATUS(res.status, DKV_ENOTIMPL);
+    requests += 9;
+
+    /* MEMBER_ADD goes to the replica, which has no group to add to. */
+    memset(&req, 0, sizeof(req));
+    req.op = DKV_MSG_MEMBER_ADD;
+    req.id = id++;
+    req.member_id = 2;
+    req.member_host = "127.0.0.1";
+    req.member_cluster_port = 9;
+    DKV_EXPECT_STATUS(h_call(h, 3, &req, &res, p), DKV_ENOTIMPL);
+    requests++;
+
+    /* A watch, and the connections the network half reports. */
+    key_req(&req, DKV_MSG_WATCH, id++, "w");
+    DKV_ASSERT_OK(h_call(h, 4, &req, &res, p));
+    requests++;
+    dkv_service_set_connections(h->svc, 3);
+
+    h_stats(h, 1, id++, &st2);
+    DKV_EXPECT_UINT_EQ(stat_of(&st2, "gets_total"), NGETS + 10 + 1);
+    DKV_EXPECT_UINT_EQ(stat_of(&st2, "puts_total"), NPUTS + 3 + 2 + 1);
+    DKV_EXPECT_UINT_EQ(stat_of(&st2, "removes_total"), 1 + 2 + 1 + 1);
+    DKV_EXPECT_UINT_EQ(stat_of(&st2, "requests_total"), requests);
+    DKV_EXPECT_UINT_EQ(stat_of(&st2, "errors_total"), 3);
+    /* k0..k4 deleted, m0..m2, b1, b2 and t1 added. */
+    DKV_EXPECT_UINT_EQ(stat_of(&st2, "items"), NPUTS - 5 + 3 + 2 + 1);
+    DKV_EXPECT_UINT_EQ(stat_of(&st2, "watches"), 1);
+    DKV_EXPECT_UINT_EQ(stat_of(&st2, "connections"), 3);
+    check_histogram(&st2);
+    DKV_EXPECT_TRUE(stat_of(&st2, "uptime_ms") >= stat_of(&st, "uptime_ms"));
+    DKV_EXPECT_TRUE(stat_of(&st2, "raft_applied_index")
+                    >= stat_of(&st, "raft_applied_index"));
+    dkv_service_set_connections(h->svc, 0);
+    h_stats(h, 1, id++, &st);
+    DKV_EXPECT_UINT_EQ(stat_of(&st, "connections"), 0);
+    DKV_EXPECT_UINT_EQ(stat_of(&st, "requests_total"), requests + 1);
+    h_stop(h);
+}
+
+
 void
 test_service_register(void)
 {
@@ -1004,4 +1236,5 @@ test_service_register(void)
     DKV_TEST_ADD(s, test_expiry_events);
     DKV_TEST_ADD(s, test_failure_results);
     DKV_TEST_ADD(s, test_snapshot_done);
+    DKV_TEST_ADD(s, test_stats);
 }
