@@ -77,11 +77,12 @@ typedef struct tp_msg {
     size_t len;
 } tp_msg_t;
 
-/* One peer: its queue and its writer. */
+/* One peer: its queue and its writer.  Peers are added at creation or
+ * later (dkv_transport_add_peer) and live until destroy. */
 typedef struct tp_peer {
     dkv_transport_t *t;
     uint32_t id;
-    const char *host;
+    char *host;                 /* dkv_malloc'ed; address under MUTEX */
     unsigned port;
     char where[96];             /* "node N (host:port)" for the log */
     apr_pool_t *pool;           /* the writer's; its subpools per link */
@@ -127,9 +128,10 @@ struct dkv_transport {
     uint32_t self;
     char *store;
     unsigned char *secret;      /* sodium memory */
+    /* The peers (under MUTEX: a peer can be added while running). */
     uint32_t *peer_ids;
-    tp_peer_t *peers;
-    size_t npeers;
+    tp_peer_t **peers;
+    size_t npeers, cappeers;
     size_t max_queue;
     dkv_transport_recv_fn *recv;
     void *baton;
@@ -137,7 +139,7 @@ struct dkv_transport {
     unsigned port;
     apr_thread_t *acceptor;
     volatile apr_uint32_t stopping;
-    apr_thread_mutex_t *mutex;  /* conns, stats, refusal log */
+    apr_thread_mutex_t *mutex;  /* peers, conns, stats, refusal log */
     tp_conn_t *conns;
     size_t nconns;
     apr_time_t last_refusal_log;
@@ -374,16 +376,22 @@ new_link(dkv_link_t **link, dkv_transport_t *t, int initiator,
          uint32_t expect)
 {
     dkv_link_opts_t o;
+    dkv_status_t rv;
 
     memset(&o, 0, sizeof(o));
     o.self = t->self;
     o.store = t->store;
     o.secret = t->secret;
-    o.peers = t->peer_ids;
-    o.npeers = t->npeers;
     o.initiator = initiator;
     o.expect = expect;
-    return dkv_link_create(link, &o);
+    /* The link copies the peer ids: a peer added later is allowed on
+     * the links made after it. */
+    apr_thread_mutex_lock(t->mutex);
+    o.peers = t->peer_ids;
+    o.npeers = t->npeers;
+    rv = dkv_link_create(link, &o);
+    apr_thread_mutex_unlock(t->mutex);
+    return rv;
 }
 
 /* ------------------------------------------------------------- readers */
@@ -705,15 +713,22 @@ peer_connect(tp_peer_t *p, tp_io_t *io, dkv_link_t **link,
     apr_socket_t *s = NULL;
     apr_status_t rv;
     char err[120];
+    const char *host;
+    unsigned port;
 
     memset(io, 0, sizeof(*io));
     io->t = p->t;
     io->abort = &p->abort;
     *link = NULL;
-    rv = apr_sockaddr_info_get(&sa, p->host, APR_UNSPEC, (apr_port_t)p->port,
-                               0, pool);
+    apr_thread_mutex_lock(p->mutex);
+    host = apr_pstrdup(pool, p->host);
+    port = p->port;
+    apr_atomic_set32(&p->abort, p->stop);
+    apr_thread_mutex_unlock(p->mutex);
+    rv = apr_sockaddr_info_get(&sa, host, APR_UNSPEC, (apr_port_t)port, 0,
+                               pool);
     if (rv != APR_SUCCESS) {
-        return dkv_error_set(rv, "cannot resolve '%s': %s", p->host,
+        return dkv_error_set(rv, "cannot resolve '%s': %s", host,
                              reason(rv, err, sizeof(err)));
     }
     rv = apr_socket_create(&s, sa->family, SOCK_STREAM, APR_PROTO_TCP,
@@ -726,6 +741,11 @@ peer_connect(tp_peer_t *p, tp_io_t *io, dkv_link_t **link,
         apr_thread_mutex_unlock(p->mutex);
         apr_socket_close(s);
         return dkv_error_set(DKV_ECLOSED, "transport stopping");
+    }
+    if (strcmp(host, p->host) != 0 || port != p->port) {
+        apr_thread_mutex_unlock(p->mutex);
+        apr_socket_close(s);
+        return dkv_error_set(DKV_ETRANSPORT, "its address changed");
     }
     p->sock = s;
     apr_thread_mutex_unlock(p->mutex);
@@ -920,9 +940,11 @@ writer_main(apr_thread_t *thread, void *data)
         dkv_link_t *link = NULL;
         dkv_status_t rv;
         int stop;
+        char where[sizeof(p->where)];
 
         apr_thread_mutex_lock(p->mutex);
         stop = p->stop;
+        memcpy(where, p->where, sizeof(where));
         apr_thread_mutex_unlock(p->mutex);
         if (stop || apr_pool_create(&cp, p->pool) != APR_SUCCESS) {
             break;
@@ -935,9 +957,9 @@ writer_main(apr_thread_t *thread, void *data)
             stat_add(t, &t->stats.links_up, 1);
             if (failures > 0) {
                 dkv_log(DKV_LOG_INFO, "cluster link to %s up (after %lu "
-                        "failed attempts)", p->where, failures);
+                        "failed attempts)", where, failures);
             } else {
-                dkv_log(DKV_LOG_INFO, "cluster link to %s up", p->where);
+                dkv_log(DKV_LOG_INFO, "cluster link to %s up", where);
             }
             failures = 0;
             backoff = BACKOFF_MIN;
@@ -947,12 +969,12 @@ writer_main(apr_thread_t *thread, void *data)
             apr_thread_mutex_unlock(p->mutex);
             if (rv != DKV_OK && !stopping(t)) {
                 dkv_log(DKV_LOG_INFO, "cluster link to %s down: %s",
-                        p->where, dkv_last_error());
+                        where, dkv_last_error());
             }
         } else if (!stopping(t)) {
             failures++;
             dkv_log(failures == 1 ? DKV_LOG_WARN : DKV_LOG_DEBUG,
-                    "cluster link to %s: %s%s", p->where, dkv_last_error(),
+                    "cluster link to %s: %s%s", where, dkv_last_error(),
                     failures == 1 ? " (retrying)" : "");
         }
         apr_thread_mutex_lock(p->mutex);
@@ -1057,10 +1079,13 @@ static void
 shutdown_all(dkv_transport_t *t)
 {
     apr_status_t ignored;
-    size_t i;
+    size_t i, npeers;
     tp_conn_t *c;
 
+    /* Under the mutex: no peer is added from now on. */
+    apr_thread_mutex_lock(t->mutex);
     apr_atomic_set32(&t->stopping, 1);
+    apr_thread_mutex_unlock(t->mutex);
     if (t->acceptor != NULL) {
         apr_thread_join(&ignored, t->acceptor);
         t->acceptor = NULL;
@@ -1069,12 +1094,12 @@ shutdown_all(dkv_transport_t *t)
         apr_socket_close(t->listener);
         t->listener = NULL;
     }
-    for (i = 0; i < t->npeers; i++) {
-        tp_peer_t *p = &t->peers[i];
+    apr_thread_mutex_lock(t->mutex);
+    npeers = t->npeers;
+    apr_thread_mutex_unlock(t->mutex);
+    for (i = 0; i < npeers; i++) {
+        tp_peer_t *p = t->peers[i];
 
-        if (p->mutex == NULL) {
-            continue;
-        }
         apr_thread_mutex_lock(p->mutex);
         p->stop = 1;
         apr_atomic_set32(&p->abort, 1);
@@ -1093,8 +1118,8 @@ shutdown_all(dkv_transport_t *t)
         }
     }
     apr_thread_mutex_unlock(t->mutex);
-    for (i = 0; i < t->npeers; i++) {
-        tp_peer_t *p = &t->peers[i];
+    for (i = 0; i < npeers; i++) {
+        tp_peer_t *p = t->peers[i];
 
         if (p->thread != NULL) {
             apr_thread_join(&ignored, p->thread);
@@ -1104,6 +1129,109 @@ shutdown_all(dkv_transport_t *t)
         p->head = p->tail = NULL;
     }
     reap(t, 1);
+}
+
+/* Sets P's address to HOST:PORT (P's mutex held, or P not running). */
+static dkv_status_t
+peer_address(tp_peer_t *p, const char *host, unsigned port)
+{
+    char *h = dkv_strdup(host);
+
+    if (h == NULL) {
+        return dkv_error_set(APR_ENOMEM, "out of memory");
+    }
+    dkv_free(p->host);
+    p->host = h;
+    p->port = port;
+    apr_snprintf(p->where, sizeof(p->where),
+                 strchr(host, ':') ? "node %lu ([%s]:%u)" : "node %lu (%s:%u)",
+                 (unsigned long)p->id, host, port);
+    return DKV_OK;
+}
+
+/* Frees P (its writer ended or never started). */
+static void
+peer_free(tp_peer_t *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    free_list(p->head);
+    dkv_free(p->host);
+    if (p->pool != NULL) {
+        apr_pool_destroy(p->pool);
+    }
+    dkv_free(p);
+}
+
+/* Adds peer SRC to T and starts its writer (T's mutex held). */
+static dkv_status_t
+peer_add_locked(dkv_transport_t *t, const dkv_transport_peer_t *src)
+{
+    tp_peer_t *p;
+    apr_status_t rv;
+    char err[120];
+
+    if (t->npeers == t->cappeers) {
+        size_t cap = t->cappeers ? t->cappeers * 2 : 8;
+        tp_peer_t **pa = dkv_realloc(t->peers, cap * sizeof(*pa));
+        uint32_t *ids;
+
+        if (pa == NULL) {
+            return dkv_error_set(APR_ENOMEM, "out of memory");
+        }
+        t->peers = pa;
+        ids = dkv_realloc(t->peer_ids, cap * sizeof(*ids));
+        if (ids == NULL) {
+            return dkv_error_set(APR_ENOMEM, "out of memory");
+        }
+        t->peer_ids = ids;
+        t->cappeers = cap;
+    }
+    p = dkv_calloc(1, sizeof(*p));
+    if (p == NULL) {
+        return dkv_error_set(APR_ENOMEM, "out of memory");
+    }
+    p->t = t;
+    p->id = src->id;
+    if (peer_address(p, src->host, src->port) != DKV_OK) {
+        dkv_free(p);
+        return APR_ENOMEM;
+    }
+    rv = apr_pool_create(&p->pool, t->pool);
+    if (rv == APR_SUCCESS) {
+        rv = apr_thread_mutex_create(&p->mutex, APR_THREAD_MUTEX_DEFAULT,
+                                     p->pool);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = apr_thread_cond_create(&p->wake, p->pool);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = apr_thread_cond_create(&p->room, p->pool);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = apr_thread_create(&p->thread, NULL, writer_main, p, p->pool);
+    }
+    if (rv != APR_SUCCESS) {
+        p->thread = NULL;
+        peer_free(p);
+        return dkv_error_set(rv, "transport: cannot start the link to "
+                             "node %lu: %s", (unsigned long)src->id,
+                             reason(rv, err, sizeof(err)));
+    }
+    t->peers[t->npeers] = p;
+    t->peer_ids[t->npeers] = p->id;
+    t->npeers++;
+    return DKV_OK;
+}
+
+/* 1 when SRC names a usable peer address. */
+static int
+peer_valid(const dkv_transport_peer_t *src)
+{
+    return src->id != 0 && src->host != NULL && src->host[0] != '\0'
+           && strlen(src->host) < 256 && src->port != 0
+           && src->port <= 65535;
 }
 
 /* See transport.h. */
@@ -1116,7 +1244,7 @@ dkv_transport_create(dkv_transport_t **transport,
     dkv_transport_t *t;
     apr_pool_t *tp = NULL;
     apr_status_t rv;
-    size_t i, n;
+    size_t i, k;
     char err[120];
 
     *transport = NULL;
@@ -1125,6 +1253,19 @@ dkv_transport_create(dkv_transport_t **transport,
         || (opts->npeers > 0 && opts->peers == NULL)) {
         return dkv_error_set(DKV_EINVAL, "transport: missing secret, store "
                              "name, node id or receive function");
+    }
+    for (i = 0; i < opts->npeers; i++) {
+        const dkv_transport_peer_t *src = &opts->peers[i];
+
+        for (k = 0; k < i; k++) {
+            if (opts->peers[k].id == src->id) {
+                break;
+            }
+        }
+        if (src->id != opts->self && (!peer_valid(src) || k < i)) {
+            return dkv_error_set(DKV_EINVAL, "transport: peer %zu: bad or "
+                                 "repeated id, or no host or port", i);
+        }
     }
     if (sodium_init() < 0) {
         return dkv_error_set(DKV_EUNAVAILABLE, "libsodium failed to "
@@ -1143,45 +1284,12 @@ dkv_transport_create(dkv_transport_t **transport,
                                          : DEFAULT_QUEUE;
     t->recv = recv;
     t->baton = baton;
-    t->peers = apr_pcalloc(tp, (opts->npeers + 1) * sizeof(*t->peers));
-    t->peer_ids = apr_pcalloc(tp, (opts->npeers + 1) * sizeof(uint32_t));
     t->secret = sodium_malloc(DKV_LINK_SECRET_SIZE);
     if (t->secret == NULL) {
         apr_pool_destroy(tp);
         return dkv_error_set(APR_ENOMEM, "out of memory");
     }
     memcpy(t->secret, opts->secret, DKV_LINK_SECRET_SIZE);
-    for (i = 0, n = 0; i < opts->npeers; i++) {
-        const dkv_transport_peer_t *src = &opts->peers[i];
-        size_t k;
-
-        if (src->id == opts->self) {
-            continue;
-        }
-        for (k = 0; k < n; k++) {
-            if (t->peer_ids[k] == src->id) {
-                break;
-            }
-        }
-        if (src->id == 0 || src->host == NULL || src->port == 0
-            || src->port > 65535 || k < n) {
-            sodium_free(t->secret);
-            apr_pool_destroy(tp);
-            return dkv_error_set(DKV_EINVAL, "transport: peer %zu: bad or "
-                                 "repeated id, or no host or port", i);
-        }
-        t->peer_ids[n] = src->id;
-        t->peers[n].t = t;
-        t->peers[n].id = src->id;
-        t->peers[n].host = apr_pstrdup(tp, src->host);
-        t->peers[n].port = src->port;
-        apr_snprintf(t->peers[n].where, sizeof(t->peers[n].where),
-                     strchr(src->host, ':') ? "node %lu ([%s]:%u)"
-                                            : "node %lu (%s:%u)",
-                     (unsigned long)src->id, src->host, src->port);
-        n++;
-    }
-    t->npeers = n;
 
     rv = apr_thread_mutex_create(&t->mutex, APR_THREAD_MUTEX_DEFAULT, tp);
     if (rv == APR_SUCCESS) {
@@ -1193,38 +1301,32 @@ dkv_transport_create(dkv_transport_t **transport,
             return rv;
         }
     }
-    for (i = 0; rv == APR_SUCCESS && i < n; i++) {
-        tp_peer_t *p = &t->peers[i];
-
-        rv = apr_pool_create(&p->pool, tp);
-        if (rv == APR_SUCCESS) {
-            rv = apr_thread_mutex_create(&p->mutex,
-                                         APR_THREAD_MUTEX_DEFAULT, tp);
-        }
-        if (rv == APR_SUCCESS) {
-            rv = apr_thread_cond_create(&p->wake, tp);
-        }
-        if (rv == APR_SUCCESS) {
-            rv = apr_thread_cond_create(&p->room, tp);
-        }
-    }
-    if (rv == APR_SUCCESS) {
-        rv = apr_thread_create(&t->acceptor, NULL, acceptor_main, t, tp);
-    }
-    for (i = 0; rv == APR_SUCCESS && i < n; i++) {
-        rv = apr_thread_create(&t->peers[i].thread, NULL, writer_main,
-                               &t->peers[i], t->peers[i].pool);
-    }
-    if (rv != APR_SUCCESS) {
-        dkv_error_set(rv, "transport: cannot start: %s",
-                      reason(rv, err, sizeof(err)));
-        shutdown_all(t);
+    else {
         sodium_free(t->secret);
         apr_pool_destroy(tp);
+        return dkv_error_set(rv, "transport: %s",
+                             reason(rv, err, sizeof(err)));
+    }
+    apr_thread_mutex_lock(t->mutex);
+    for (i = 0; rv == APR_SUCCESS && i < opts->npeers; i++) {
+        if (opts->peers[i].id != opts->self) {
+            rv = peer_add_locked(t, &opts->peers[i]);
+        }
+    }
+    apr_thread_mutex_unlock(t->mutex);
+    if (rv == APR_SUCCESS) {
+        rv = apr_thread_create(&t->acceptor, NULL, acceptor_main, t, tp);
+        if (rv != APR_SUCCESS) {
+            dkv_error_set(rv, "transport: cannot start: %s",
+                          reason(rv, err, sizeof(err)));
+        }
+    }
+    if (rv != APR_SUCCESS) {
+        dkv_transport_destroy(t);
         return rv;
     }
     dkv_log(DKV_LOG_DEBUG, "cluster port %u: node %lu of store '%s', %zu "
-            "peers", t->port, (unsigned long)t->self, t->store, n);
+            "peers", t->port, (unsigned long)t->self, t->store, t->npeers);
     *transport = t;
     return DKV_OK;
 }
@@ -1240,14 +1342,77 @@ dkv_transport_port(const dkv_transport_t *transport)
 static tp_peer_t *
 find_peer(dkv_transport_t *t, uint32_t id)
 {
+    tp_peer_t *p = NULL;
     size_t i;
 
+    apr_thread_mutex_lock(t->mutex);
     for (i = 0; i < t->npeers; i++) {
-        if (t->peers[i].id == id) {
-            return &t->peers[i];
+        if (t->peers[i]->id == id) {
+            p = t->peers[i];
+            break;
         }
     }
-    return NULL;
+    apr_thread_mutex_unlock(t->mutex);
+    return p;
+}
+
+/* See transport.h. */
+dkv_status_t
+dkv_transport_add_peer(dkv_transport_t *transport, uint32_t id,
+                       const char *host, unsigned port)
+{
+    dkv_transport_t *t = transport;
+    dkv_transport_peer_t src;
+    tp_peer_t *p = NULL;
+    dkv_status_t rv = DKV_OK;
+    size_t i;
+
+    src.id = id;
+    src.host = host;
+    src.port = port;
+    if (id == t->self) {
+        return DKV_OK;
+    }
+    if (!peer_valid(&src)) {
+        return dkv_error_set(DKV_EINVAL, "transport: peer %lu: bad id, host "
+                             "or port", (unsigned long)id);
+    }
+    apr_thread_mutex_lock(t->mutex);
+    if (stopping(t)) {
+        apr_thread_mutex_unlock(t->mutex);
+        return dkv_error_set(DKV_ECLOSED, "the transport is stopping");
+    }
+    for (i = 0; i < t->npeers; i++) {
+        if (t->peers[i]->id == id) {
+            p = t->peers[i];
+            break;
+        }
+    }
+    if (p == NULL) {
+        rv = peer_add_locked(t, &src);
+        apr_thread_mutex_unlock(t->mutex);
+        if (rv == DKV_OK) {
+            dkv_log(DKV_LOG_INFO, "cluster port: peer node %lu added "
+                    "(%s:%u)", (unsigned long)id, host, port);
+        }
+        return rv;
+    }
+    apr_thread_mutex_lock(p->mutex);
+    if (strcmp(p->host, host) != 0 || p->port != port) {
+        rv = peer_address(p, host, port);
+        if (rv == DKV_OK && p->sock != NULL) {
+            /* The link (or the attempt) at the old address ends; the
+             * writer reconnects at the new one. */
+            apr_atomic_set32(&p->abort, 1);
+            apr_socket_shutdown(p->sock, APR_SHUTDOWN_READWRITE);
+        }
+        if (rv == DKV_OK) {
+            dkv_log(DKV_LOG_INFO, "cluster port: %s: new address", p->where);
+        }
+    }
+    apr_thread_mutex_unlock(p->mutex);
+    apr_thread_mutex_unlock(t->mutex);
+    return rv;
 }
 
 /* Queues MSG on P when it fits (P's mutex held); 1 when queued. */
@@ -1381,11 +1546,17 @@ void
 dkv_transport_destroy(dkv_transport_t *transport)
 {
     apr_pool_t *pool;
+    size_t i;
 
     if (transport == NULL) {
         return;
     }
     shutdown_all(transport);
+    for (i = 0; i < transport->npeers; i++) {
+        peer_free(transport->peers[i]);
+    }
+    dkv_free(transport->peers);
+    dkv_free(transport->peer_ids);
     sodium_memzero(transport->secret, DKV_LINK_SECRET_SIZE);
     sodium_free(transport->secret);
     pool = transport->pool;

@@ -58,6 +58,16 @@ dkv_status_t dkv_transport_create(dkv_transport_t **transport,
                                   dkv_transport_recv_fn *recv, void *baton,
                                   apr_pool_t *pool);
 
+/* Adds peer ID at HOST:PORT (copied), or gives peer ID that new
+ * address (its link at the old one ends; the writer reconnects at the
+ * new one): a store can grow while it runs.  Adding a peer that exists
+ * at that address, or this node itself, does nothing.  Links made from
+ * now on accept ID at the other end.  Any thread, not concurrently with
+ * destroy.  Returns DKV_OK, DKV_EINVAL (bad id, host or port),
+ * DKV_ECLOSED (stopping), APR_ENOMEM or a thread creation failure. */
+dkv_status_t dkv_transport_add_peer(dkv_transport_t *transport, uint32_t id,
+                                    const char *host, unsigned port);
+
 /* The bound port. */
 unsigned dkv_transport_port(const dkv_transport_t *transport);
 

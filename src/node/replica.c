@@ -53,7 +53,14 @@
 /* Entry kinds. */
 #define ENTRY_REQUESTS 1
 #define ENTRY_EXPIRE 2
+#define ENTRY_MEMBER 4           /* a member's address (in the log) */
+#define ENTRY_MEMBER_REQ 5       /* a forwarded MEMBER_ADD (PROPOSE only,
+                                  * never in the log) */
 #define ENTRY_HEADER 29          /* kind, origin, seq, now, max, count */
+
+/* The member table's encoding (meta "members", SNAP_END). */
+#define TABLE_VERSION 1
+#define MEMBERS_META "members"
 
 #define EXPIRE_CHUNK 1000
 #define SNAP_CHUNK_BYTES (1024u * 1024u)
@@ -90,6 +97,24 @@ typedef struct rwait {
     dkv_svc_item_t *items;
 } rwait_t;
 
+/* A MEMBER_ADD the leader carries out: the address entry, then the
+ * learner's conf entry; answered once both are applied. */
+typedef struct madd {
+    struct madd *next;
+    uint32_t origin;             /* the node whose client asked */
+    uint64_t seq;                /* its proposal (ORIGIN not this node) */
+    dkv_svc_item_t *item;        /* the request (ORIGIN this node) */
+    unsigned char *frame;        /* a copy of the request (ORIGIN another
+                                  * node: its answer is built from it) */
+    size_t len;
+    dkv_service_member_t m;      /* HOST dkv_malloc'ed */
+    uint64_t term;               /* the term it began in */
+    uint64_t addr_index;         /* the address entry; 0: none needed */
+    uint64_t conf_index;         /* the learner's entry; 0: none needed */
+    int addr_done, conf_done;    /* proposed, or found unneeded */
+    int64_t deadline;            /* real ms */
+} madd_t;
+
 /* A message from a peer (FROM nonzero) or a note (FROM 0). */
 typedef struct inmsg {
     struct inmsg *next;
@@ -112,6 +137,8 @@ typedef struct snapsend {
     uint64_t id;
     dkv_eng_read_t *read;
     dkv_raft_msg_t msg;
+    unsigned char *table;        /* the member table, for SNAP_END */
+    size_t table_len;
     apr_thread_t *thread;
     /* The chunk being filled. */
     unsigned char *chunk;
@@ -128,8 +155,15 @@ struct dkv_replica {
     dkv_raft_t *raft;
     dkv_transport_t *tp;
     uint32_t self;
+    int group;                   /* several nodes (a transport) */
+    /* The member table: every known member's address (--peers, the
+     * persisted table, member entries, snapshots).  Changed by the
+     * replica thread only, under svc->slock; hosts dkv_malloc'ed. */
     dkv_service_member_t *members;
-    size_t nmembers;
+    size_t nmembers, capmembers;
+    dkv_raft_conf_t conf;        /* the membership (under svc->slock) */
+    madd_t *madds;               /* MEMBER_ADDs under way (leader) */
+    int64_t learner_since;       /* real ms a learner was first seen */
     int64_t tick_ms;
     int64_t election_ms;
     uint64_t snapshot_entries;
@@ -168,11 +202,16 @@ struct dkv_replica {
     uint64_t snap_id;
     uint64_t snap_got;
     int snap_ready;              /* the file is complete */
+    unsigned char *snap_table;   /* its member table (dkv_malloc'ed) */
+    size_t snap_table_len;
 
     snapsend_t *sending;
     uint64_t next_snap_id;
     int stopping;
     int64_t shut_deadline;       /* real ms: shutdown's wait ends */
+
+    /* The numbers of dkv_replica_stats (under svc->slock). */
+    dkv_replica_stats_t st;
 };
 
 static int64_t
@@ -206,6 +245,234 @@ fatal(const char *what, dkv_status_t rv)
             dkv_last_error()[0] ? dkv_last_error() : "no detail",
             dkv_strerror(rv));
     exit(1);
+}
+
+/* ======================================================== member table */
+
+static void
+put_be16(unsigned char *p, uint16_t v)
+{
+    p[0] = (unsigned char)(v >> 8);
+    p[1] = (unsigned char)v;
+}
+
+static uint16_t
+get_be16(const unsigned char *p)
+{
+    return (uint16_t)(((unsigned)p[0] << 8) | p[1]);
+}
+
+/* The index of member ID in the table, or -1. */
+static long
+table_find(const dkv_replica_t *rep, uint32_t id)
+{
+    size_t i;
+
+    for (i = 0; i < rep->nmembers; i++) {
+        if (rep->members[i].id == id) {
+            return (long)i;
+        }
+    }
+    return -1;
+}
+
+/* Sets member ID's address in the table (under slock).  Returns 1 when
+ * the table changed, 0 when it had that address, -1 out of memory. */
+static int
+table_set(dkv_replica_t *rep, uint32_t id, const char *host,
+          unsigned cluster_port, unsigned client_port)
+{
+    long at = table_find(rep, id);
+    dkv_service_member_t *m;
+    char *h;
+
+    if (at >= 0) {
+        m = &rep->members[at];
+        if (strcmp(m->host, host) == 0 && m->cluster_port == cluster_port
+            && m->client_port == client_port) {
+            return 0;
+        }
+    }
+    else if (rep->nmembers == rep->capmembers) {
+        size_t cap = rep->capmembers ? rep->capmembers * 2 : 8;
+        dkv_service_member_t *a;
+
+        /* Under the lock: a reader may be copying the table. */
+        apr_thread_mutex_lock(rep->svc->slock);
+        a = dkv_realloc(rep->members, cap * sizeof(*a));
+        if (a != NULL) {
+            rep->members = a;
+            rep->capmembers = cap;
+        }
+        apr_thread_mutex_unlock(rep->svc->slock);
+        if (a == NULL) {
+            return -1;
+        }
+    }
+    if ((h = dkv_strdup(host)) == NULL) {
+        return -1;
+    }
+    apr_thread_mutex_lock(rep->svc->slock);
+    if (at < 0) {
+        m = &rep->members[rep->nmembers++];
+        m->host = NULL;
+    }
+    else {
+        m = &rep->members[at];
+    }
+    m->id = id;
+    dkv_free((char *)(uintptr_t)m->host);
+    m->host = h;
+    m->cluster_port = cluster_port;
+    m->client_port = client_port;
+    apr_thread_mutex_unlock(rep->svc->slock);
+    return 1;
+}
+
+/* The table, encoded (dkv_malloc'ed *OUT): u8 version, u32 count, then
+ * per member u32 id, u16 cluster port, u16 client port, u16 host length,
+ * the host. */
+static dkv_status_t
+table_encode(unsigned char **out, size_t *len, const dkv_replica_t *rep)
+{
+    size_t i, size = 5;
+    unsigned char *buf, *p;
+
+    for (i = 0; i < rep->nmembers; i++) {
+        size += 10 + strlen(rep->members[i].host);
+    }
+    if ((buf = dkv_malloc(size)) == NULL) {
+        return APR_ENOMEM;
+    }
+    buf[0] = TABLE_VERSION;
+    dkv_put_be32(buf + 1, (uint32_t)rep->nmembers);
+    p = buf + 5;
+    for (i = 0; i < rep->nmembers; i++) {
+        const dkv_service_member_t *m = &rep->members[i];
+        size_t hl = strlen(m->host);
+
+        dkv_put_be32(p, m->id);
+        put_be16(p + 4, (uint16_t)m->cluster_port);
+        put_be16(p + 6, (uint16_t)m->client_port);
+        put_be16(p + 8, (uint16_t)hl);
+        memcpy(p + 10, m->host, hl);
+        p += 10 + hl;
+    }
+    *out = buf;
+    *len = size;
+    return DKV_OK;
+}
+
+/* Reads one member address at P (u32 id, u16 cluster port, u16 client
+ * port, u16 host length, host) into *M with the host in HOST; the size
+ * read, or 0 when malformed. */
+static size_t
+member_parse(dkv_service_member_t *m, char host[256],
+             const unsigned char *p, size_t len)
+{
+    size_t hl;
+
+    if (len < 10) {
+        return 0;
+    }
+    hl = get_be16(p + 8);
+    if (hl == 0 || hl > 255 || len - 10 < hl) {
+        return 0;
+    }
+    m->id = dkv_get_be32(p);
+    m->cluster_port = get_be16(p + 4);
+    m->client_port = get_be16(p + 6);
+    memcpy(host, p + 10, hl);
+    host[hl] = '\0';
+    m->host = host;
+    if (m->id == 0 || m->cluster_port == 0 || memchr(host, '\0', hl)) {
+        return 0;
+    }
+    return 10 + hl;
+}
+
+/* Gives the transport peer M's address (not this node's). */
+static void
+peer_learn(dkv_replica_t *rep, const dkv_service_member_t *m)
+{
+    if (rep->tp != NULL && m->id != rep->self
+        && dkv_transport_add_peer(rep->tp, m->id, m->host, m->cluster_port)
+           != DKV_OK) {
+        dkv_log(DKV_LOG_WARN, "replica: cannot reach node %u at %s:%u: %s",
+                (unsigned)m->id, m->host, m->cluster_port, dkv_last_error());
+    }
+}
+
+/* Merges the encoded table DATA into the table (its addresses win) and
+ * tells the transport.  Returns the members changed, or -1 when DATA is
+ * malformed. */
+static long
+table_merge(dkv_replica_t *rep, const unsigned char *data, size_t len)
+{
+    uint32_t n, i;
+    size_t off = 5;
+    long changed = 0;
+
+    if (len < 5 || data[0] != TABLE_VERSION) {
+        return -1;
+    }
+    n = dkv_get_be32(data + 1);
+    for (i = 0; i < n; i++) {
+        dkv_service_member_t m;
+        char host[256];
+        size_t used = member_parse(&m, host, data + off, len - off);
+        int r;
+
+        if (used == 0) {
+            return -1;
+        }
+        off += used;
+        r = table_set(rep, m.id, m.host, m.cluster_port, m.client_port);
+        if (r < 0) {
+            return -1;
+        }
+        if (r > 0) {
+            changed++;
+            peer_learn(rep, &m);
+        }
+    }
+    return off == len ? changed : -1;
+}
+
+/* Stores the table in W (meta MEMBERS_META); a failure stops the node. */
+static void
+table_persist(dkv_replica_t *rep, dkv_eng_write_t *w)
+{
+    unsigned char *enc = NULL;
+    size_t len = 0;
+    dkv_status_t rv = table_encode(&enc, &len, rep);
+
+    if (rv == DKV_OK) {
+        rv = dkv_engine_meta_put(w, MEMBERS_META, enc, len);
+    }
+    dkv_free(enc);
+    if (rv != DKV_OK) {
+        fatal("cannot store the member table", rv);
+    }
+}
+
+/* 1 when ID is in CONF as a voter (2: as a learner), else 0. */
+static int
+conf_role(const dkv_raft_conf_t *conf, uint32_t id)
+{
+    size_t i;
+
+    for (i = 0; i < conf->nvoters; i++) {
+        if (conf->voters[i] == id) {
+            return 1;
+        }
+    }
+    for (i = 0; i < conf->nlearners; i++) {
+        if (conf->learners[i] == id) {
+            return 2;
+        }
+    }
+    return 0;
 }
 
 /* ================================================================ inbox */
@@ -420,6 +687,21 @@ prop_fail(dkv_replica_t *rep, prop_t *pr, dkv_status_t rv,
     prop_free(rep, pr);
 }
 
+/* Proposes entry DATA in the core (this node leads) and counts it. */
+static dkv_status_t
+rep_propose(uint64_t *index, dkv_replica_t *rep, const void *data,
+            size_t len)
+{
+    dkv_status_t rv = dkv_raft_propose(index, rep->raft, data, len);
+
+    if (rv == DKV_OK) {
+        apr_thread_mutex_lock(rep->svc->slock);
+        rep->st.proposals++;
+        apr_thread_mutex_unlock(rep->svc->slock);
+    }
+    return rv;
+}
+
 /* Proposes (leader) or forwards (follower) the writes ITEMS as one
  * entry; with no leader they are held. */
 static void
@@ -443,6 +725,13 @@ propose_items(dkv_replica_t *rep, dkv_svc_item_t *items)
         rep->held_tail = &last->next;
         return;
     }
+    if (rep->leader != rep->self) {
+        /* Answered from the leader's RESULT without being decoded here:
+         * note their keys for this node's metrics now. */
+        for (last = items; last != NULL; last = last->next) {
+            dkv_svc_note_keys(last, rep->apool);
+        }
+    }
     pr = prop_new(rep, items);
     data = pr ? entry_build(&len, rep, ENTRY_REQUESTS, pr->seq, items)
               : NULL;
@@ -455,7 +744,7 @@ propose_items(dkv_replica_t *rep, dkv_svc_item_t *items)
         return;
     }
     if (rep->leader == rep->self) {
-        if (dkv_raft_propose(&pr->index, rep->raft, data, len) != DKV_OK) {
+        if (rep_propose(&pr->index, rep, data, len) != DKV_OK) {
             prop_fail(rep, pr, DKV_EUNAVAILABLE, "the node lost its "
                       "leadership; the write was not applied (retry)");
         }
@@ -473,6 +762,9 @@ propose_items(dkv_replica_t *rep, dkv_svc_item_t *items)
     dkv_free(data);
 }
 
+static dkv_status_t madd_remote(dkv_replica_t *rep, uint32_t from,
+                                const unsigned char *data, size_t len);
+
 /* A PROPOSE from peer FROM (the term it was sent in, then the entry):
  * proposed as is when this node leads in that very term, else refused.
  * So an entry forwarded in term T is appended in T or never, and its
@@ -485,15 +777,22 @@ on_propose(dkv_replica_t *rep, uint32_t from, const unsigned char *msg,
     size_t len = mlen - 8;
     unsigned char seq[8];
 
-    if (mlen < 8 + ENTRY_HEADER || data[0] != ENTRY_REQUESTS
+    if (mlen < 8 + ENTRY_HEADER
+        || (data[0] != ENTRY_REQUESTS && data[0] != ENTRY_MEMBER_REQ)
         || dkv_get_be32(data + 1) != from) {
         dkv_log(DKV_LOG_WARN, "replica: malformed proposal from node %u",
                 (unsigned)from);
         return;
     }
-    if (dkv_get_be64(msg) == rep->term && rep->leader == rep->self
-        && dkv_raft_propose(NULL, rep->raft, data, len) == DKV_OK) {
-        return;
+    if (dkv_get_be64(msg) == rep->term && rep->leader == rep->self) {
+        if (data[0] == ENTRY_MEMBER_REQ) {
+            if (madd_remote(rep, from, data, len) == DKV_OK) {
+                return;
+            }
+        }
+        else if (rep_propose(NULL, rep, data, len) == DKV_OK) {
+            return;
+        }
     }
     memcpy(seq, data + 5, 8);
     send_node(rep, from, NMSG_REFUSED, seq, 8);
@@ -516,8 +815,7 @@ maybe_expire(dkv_replica_t *rep)
         || now < rep->next_check) {
         return;
     }
-    if (rep->nmembers > 1
-        && real_ms() < rep->leader_since + rep->election_ms) {
+    if (rep->group && real_ms() < rep->leader_since + rep->election_ms) {
         return;
     }
     rep->next_check = now + svc->interval;
@@ -545,7 +843,7 @@ maybe_expire(dkv_replica_t *rep)
     }
     pr->expire = 1;
     rep->expire_inflight = 1;
-    if (dkv_raft_propose(&pr->index, rep->raft, data, len) != DKV_OK) {
+    if (rep_propose(&pr->index, rep, data, len) != DKV_OK) {
         prop_free(rep, pr);
     }
     dkv_free(data);
@@ -653,6 +951,13 @@ on_result(dkv_replica_t *rep, const unsigned char *p, size_t len)
 
         (void)dkv_proto_frame_parse(&fr, &size, q, (size_t)(end - q),
                                     0xFFFFFFFFu);
+        if (it->received != 0 && svc->metrics != NULL) {
+            /* The response's status is the body's first u16. */
+            it->res.status = fr.body_len < 2 ? DKV_EUNAVAILABLE
+                : dkv_proto_status_from_wire(
+                      (uint16_t)(fr.body[0] << 8 | fr.body[1]));
+            dkv_svc_metrics_count(svc, it);
+        }
         dkv_wbuf_init(&out, 0);
         dkv_wbuf_append(&out, q, size);
         q += size;
@@ -667,6 +972,10 @@ on_result(dkv_replica_t *rep, const unsigned char *p, size_t len)
     }
     prop_free(rep, pr);
 }
+
+static void apply_member(dkv_replica_t *rep, dkv_eng_write_t *w,
+                         uint64_t index, const unsigned char *p,
+                         const unsigned char *end);
 
 /* Applies committed entry E in W. */
 static void
@@ -722,6 +1031,9 @@ apply_entry(dkv_replica_t *rep, dkv_eng_write_t *w,
         apr_thread_mutex_lock(svc->slock);
         svc->stats.expired += expired;
         apr_thread_mutex_unlock(svc->slock);
+    }
+    else if (kind == ENTRY_MEMBER) {
+        apply_member(rep, w, e->index, p, end);
     }
     else if (kind == ENTRY_REQUESTS) {
         dkv_svc_item_t *mine = pr != NULL ? pr->items : NULL;
@@ -812,6 +1124,437 @@ others:
     }
 }
 
+/* ================================================================ disk */
+
+/* Commits W (with APPLIED as its applied index) and counts the commit
+ * and the time it took (the sync) for dkv_replica_stats. */
+static dkv_status_t
+commit_timed(dkv_replica_t *rep, dkv_eng_write_t *w, uint64_t applied)
+{
+    apr_time_t t0 = apr_time_now();
+    dkv_status_t rv = dkv_engine_write_commit(w, applied);
+    apr_time_t t1 = apr_time_now();
+
+    apr_thread_mutex_lock(rep->svc->slock);
+    rep->st.fsyncs++;
+    rep->st.fsync_us += t1 > t0 ? (uint64_t)(t1 - t0) : 0;
+    apr_thread_mutex_unlock(rep->svc->slock);
+    return rv;
+}
+
+/* =========================================================== membership */
+
+/* Answers this node's request IT with RV (MSG its message). */
+static void
+item_answer(dkv_replica_t *rep, dkv_svc_item_t *it, dkv_status_t rv,
+            const char *msg)
+{
+    dkv_request_t req;
+
+    if (dkv_svc_decode(&req, it, rep->apool) == DKV_OK) {
+        if (rv != DKV_OK) {
+            dkv_error_set(rv, "%s", msg);
+        }
+        else {
+            dkv_error_clear();
+        }
+        dkv_svc_set_status(it, rv, rep->apool);
+    }
+    done_add(rep, it);
+}
+
+static void
+madd_free(dkv_replica_t *rep, madd_t *j)
+{
+    madd_t **pp;
+
+    for (pp = &rep->madds; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == j) {
+            *pp = j->next;
+            break;
+        }
+    }
+    dkv_free((char *)(uintptr_t)j->m.host);
+    dkv_free(j->frame);
+    dkv_free(j);
+}
+
+/* Answers MEMBER_ADD J with RV (MSG its message) and forgets it: this
+ * node's client at once, another node's through a RESULT. */
+static void
+madd_answer(dkv_replica_t *rep, madd_t *j, dkv_status_t rv,
+            const char *msg)
+{
+    if (j->item != NULL) {
+        item_answer(rep, j->item, rv, msg);
+        j->item = NULL;
+    }
+    else if (j->frame != NULL) {
+        dkv_svc_item_t tmp;
+        dkv_request_t req;
+        dkv_wbuf_t *b;
+
+        memset(&tmp, 0, sizeof(tmp));
+        tmp.kind = DKV_SVC_REQUEST;
+        tmp.frame = j->frame;
+        tmp.len = j->len;
+        if (dkv_svc_decode(&req, &tmp, rep->apool) == DKV_OK) {
+            if (rv != DKV_OK) {
+                dkv_error_set(rv, "%s", msg);
+            }
+            else {
+                dkv_error_clear();
+            }
+            dkv_svc_set_status(&tmp, rv, rep->apool);
+        }
+        b = result_begin(rep, j->origin, j->seq, 1);
+        if (b != NULL && dkv_proto_response_encode(b, &tmp.res) != DKV_OK) {
+            result_drop(rep);
+        }
+        results_send(rep);
+    }
+    madd_free(rep, j);
+}
+
+/* A MEMBER_ADD to carry out here (the leader): REQ from node ORIGIN,
+ * this node's request IT, or another node's FRAME (LEN bytes, copied)
+ * of its proposal SEQ. */
+static madd_t *
+madd_new(dkv_replica_t *rep, uint32_t origin, uint64_t seq,
+         dkv_svc_item_t *it, const unsigned char *frame, size_t len)
+{
+    madd_t *j = dkv_calloc(1, sizeof(*j)), **pp;
+
+    if (j == NULL) {
+        return NULL;
+    }
+    if (frame != NULL) {
+        j->frame = dkv_malloc(len);
+        if (j->frame == NULL) {
+            dkv_free(j);
+            return NULL;
+        }
+        memcpy(j->frame, frame, len);
+        j->len = len;
+    }
+    j->origin = origin;
+    j->seq = seq;
+    j->item = it;
+    j->term = rep->term;
+    j->deadline = real_ms() + rep->request_timeout;
+    for (pp = &rep->madds; *pp != NULL; pp = &(*pp)->next) {
+    }
+    *pp = j;
+    return j;
+}
+
+/* Takes the new member's address from REQ; 0 when it is unusable. */
+static int
+madd_member(madd_t *j, const dkv_request_t *req)
+{
+    if (req->member_id == 0 || req->member_host == NULL
+        || req->member_host[0] == '\0' || strlen(req->member_host) > 255
+        || req->member_cluster_port == 0) {
+        return 0;
+    }
+    j->m.id = req->member_id;
+    j->m.host = dkv_strdup(req->member_host);
+    j->m.cluster_port = req->member_cluster_port;
+    j->m.client_port = req->member_client_port;
+    return j->m.host != NULL;
+}
+
+/* A MEMBER_ADD forwarded by node FROM (entry DATA of kind
+ * ENTRY_MEMBER_REQ with its client's frame): carried out here.  Returns
+ * DKV_OK, or a failure (the proposal is refused). */
+static dkv_status_t
+madd_remote(dkv_replica_t *rep, uint32_t from, const unsigned char *data,
+            size_t len)
+{
+    dkv_svc_item_t tmp;
+    dkv_request_t req;
+    size_t flen;
+    madd_t *j;
+
+    if (len < ENTRY_HEADER + 4 || dkv_get_be32(data + 25) != 1) {
+        return DKV_EINVAL;
+    }
+    flen = dkv_get_be32(data + ENTRY_HEADER);
+    if (flen != len - ENTRY_HEADER - 4) {
+        return DKV_EINVAL;
+    }
+    j = madd_new(rep, from, dkv_get_be64(data + 5), NULL,
+                 data + ENTRY_HEADER + 4, flen);
+    if (j == NULL) {
+        return APR_ENOMEM;
+    }
+    memset(&tmp, 0, sizeof(tmp));
+    tmp.kind = DKV_SVC_REQUEST;
+    tmp.frame = j->frame;
+    tmp.len = j->len;
+    if (dkv_svc_decode(&req, &tmp, rep->apool) != DKV_OK
+        || req.op != DKV_MSG_MEMBER_ADD || !madd_member(j, &req)) {
+        madd_answer(rep, j, DKV_EINVAL, "malformed MEMBER_ADD");
+    }
+    return DKV_OK;
+}
+
+/* A MEMBER_ADD request of this node's client: carried out here on the
+ * leader, forwarded to it on a follower. */
+static void
+member_item(dkv_replica_t *rep, dkv_svc_item_t *it)
+{
+    dkv_request_t req;
+    unsigned char *data, *msg;
+    size_t len = 0;
+    prop_t *pr;
+    madd_t *j;
+
+    if (!rep->group) {
+        item_answer(rep, it, DKV_ENOTIMPL, "this store was started without "
+                    "--peers (a store of one node cannot grow)");
+        return;
+    }
+    if (dkv_svc_decode(&req, it, rep->apool) != DKV_OK) {
+        done_add(rep, it);             /* its answer is the failure */
+        return;
+    }
+    if (rep->leader == 0 || rep->stopping) {
+        item_answer(rep, it, DKV_EUNAVAILABLE, "the store has no leader "
+                    "now; the member was not added (retry)");
+        return;
+    }
+    if (rep->leader == rep->self) {
+        j = madd_new(rep, rep->self, 0, it, NULL, 0);
+        if (j == NULL) {
+            item_answer(rep, it, APR_ENOMEM, "out of memory");
+        }
+        else if (!madd_member(j, &req)) {
+            madd_answer(rep, j, DKV_EINVAL, "MEMBER_ADD needs the member's "
+                        "id, host and cluster port");
+        }
+        return;
+    }
+    pr = prop_new(rep, it);
+    data = pr ? entry_build(&len, rep, ENTRY_MEMBER_REQ, pr->seq, it)
+              : NULL;
+    msg = data ? dkv_malloc(8 + len) : NULL;
+    if (msg == NULL) {
+        if (pr != NULL) {
+            pr->items = NULL;
+            prop_free(rep, pr);
+        }
+        dkv_free(data);
+        item_answer(rep, it, APR_ENOMEM, "out of memory");
+        return;
+    }
+    dkv_put_be64(msg, pr->term);
+    memcpy(msg + 8, data, len);
+    send_node(rep, rep->leader, NMSG_PROPOSE, msg, 8 + len);
+    dkv_free(msg);
+    dkv_free(data);
+}
+
+/* The entry that records M's address (kind ENTRY_MEMBER, origin 0: no
+ * node's proposal waits for it). */
+static unsigned char *
+member_entry(size_t *len, dkv_replica_t *rep, const dkv_service_member_t *m)
+{
+    size_t hl = strlen(m->host);
+    unsigned char *buf = dkv_malloc(ENTRY_HEADER + 10 + hl), *p;
+
+    if (buf == NULL) {
+        return NULL;
+    }
+    buf[0] = ENTRY_MEMBER;
+    dkv_put_be32(buf + 1, 0);
+    dkv_put_be64(buf + 5, 0);
+    dkv_put_be64s(buf + 13, dkv_svc_now(rep->svc));
+    dkv_put_be32(buf + 21, (uint32_t)rep->svc->max_value);
+    dkv_put_be32(buf + 25, 0);
+    p = buf + ENTRY_HEADER;
+    dkv_put_be32(p, m->id);
+    put_be16(p + 4, (uint16_t)m->cluster_port);
+    put_be16(p + 6, (uint16_t)m->client_port);
+    put_be16(p + 8, (uint16_t)hl);
+    memcpy(p + 10, m->host, hl);
+    *len = ENTRY_HEADER + 10 + hl;
+    return buf;
+}
+
+/* Applies member entry P..END: the address goes into the table (stored
+ * in W) and to the transport. */
+static void
+apply_member(dkv_replica_t *rep, dkv_eng_write_t *w, uint64_t index,
+             const unsigned char *p, const unsigned char *end)
+{
+    dkv_service_member_t m;
+    char host[256];
+    int r;
+
+    if (member_parse(&m, host, p, (size_t)(end - p)) == 0) {
+        dkv_log(DKV_LOG_ERROR, "replica: member entry %llu is malformed; "
+                "skipped", (unsigned long long)index);
+        return;
+    }
+    r = table_set(rep, m.id, m.host, m.cluster_port, m.client_port);
+    if (r < 0) {
+        fatal("cannot record a member's address", APR_ENOMEM);
+    }
+    if (r > 0) {
+        table_persist(rep, w);
+        peer_learn(rep, &m);
+        dkv_log(DKV_LOG_INFO, "replica: node %u is at %s (cluster port %u, "
+                "client port %u)", (unsigned)m.id, m.host, m.cluster_port,
+                m.client_port);
+    }
+}
+
+/* A node that joins starts with no membership and learns it from a
+ * snapshot: the group's first membership is in no entry.  So while a
+ * node may have to catch up, the leader's log must not begin at index 1
+ * (it would send entries from there instead of a snapshot). */
+static void
+ensure_compacted(dkv_replica_t *rep)
+{
+    if (rep->compact_to == 0 && rep->applied > 0
+        && dkv_raft_compact(rep->raft, rep->applied) == DKV_OK) {
+        rep->compact_to = rep->applied;
+        rep->applied_bytes = 0;
+    }
+}
+
+/* Moves the MEMBER_ADDs under way along (the leader): the address entry,
+ * then the learner's entry (again next pass while another change is
+ * uncommitted), and the answer once both are applied. */
+static void
+madds_step(dkv_replica_t *rep, int64_t now)
+{
+    dkv_raft_status_t st;
+    madd_t *j, *next;
+
+    if (rep->madds == NULL) {
+        return;
+    }
+    dkv_raft_status(rep->raft, &st);
+    for (j = rep->madds; j != NULL; j = next) {
+        next = j->next;
+        if (st.role != DKV_RAFT_LEADER || st.term != j->term) {
+            madd_answer(rep, j, DKV_EUNAVAILABLE, "the store's leader "
+                        "changed while the member was being added (retry: "
+                        "adding a member again is harmless)");
+            continue;
+        }
+        if (now >= j->deadline || rep->stopping) {
+            madd_answer(rep, j, rep->stopping ? DKV_EUNAVAILABLE
+                        : DKV_ETIMEOUT, rep->stopping ? "node shutting "
+                        "down; the member may not be added (retry)"
+                        : "the member was not added in time: the outcome "
+                          "is unknown (adding it again is harmless)");
+            continue;
+        }
+        if (!j->addr_done) {
+            long at = table_find(rep, j->m.id);
+            unsigned char *data = NULL;
+            size_t len = 0;
+
+            if (at < 0 || strcmp(rep->members[at].host, j->m.host) != 0
+                || rep->members[at].cluster_port != j->m.cluster_port
+                || rep->members[at].client_port != j->m.client_port) {
+                data = member_entry(&len, rep, &j->m);
+                if (data == NULL
+                    || rep_propose(&j->addr_index, rep, data, len)
+                       != DKV_OK) {
+                    dkv_free(data);
+                    madd_answer(rep, j, DKV_EUNAVAILABLE, "the leader "
+                                "cannot propose the member's address now "
+                                "(retry)");
+                    continue;
+                }
+                dkv_free(data);
+                peer_learn(rep, &j->m);      /* reached from now on */
+            }
+            j->addr_done = 1;
+        }
+        if (!j->conf_done) {
+            if (conf_role(&st.conf, j->m.id) == 0) {
+                dkv_raft_conf_change_t cc;
+                dkv_status_t rv;
+
+                ensure_compacted(rep);
+                cc.type = DKV_RAFT_ADD_LEARNER;
+                cc.node = j->m.id;
+                rv = dkv_raft_propose_conf(&j->conf_index, rep->raft, &cc);
+                if (rv == DKV_ECONFLICT) {
+                    continue;                /* another change first */
+                }
+                if (rv != DKV_OK) {
+                    madd_answer(rep, j, rv == DKV_EINVAL ? DKV_EINVAL
+                                : DKV_EUNAVAILABLE, rv == DKV_EINVAL
+                                ? "the store cannot hold more members"
+                                : "the leader cannot add the member now "
+                                  "(retry)");
+                    continue;
+                }
+                dkv_log(DKV_LOG_INFO, "replica: adding node %u (%s:%u) as "
+                        "a learner at index %llu", (unsigned)j->m.id,
+                        j->m.host, j->m.cluster_port,
+                        (unsigned long long)j->conf_index);
+                dkv_raft_status(rep->raft, &st);
+            }
+            j->conf_done = 1;
+        }
+        if (rep->applied >= j->addr_index && rep->applied >= j->conf_index) {
+            madd_answer(rep, j, DKV_OK, "");
+        }
+    }
+}
+
+/* The leader promotes a learner to voter once it caught up: its log
+ * matches up to the leader's commit index (one change at a time; a
+ * conflict is tried again next pass). */
+static void
+promote_step(dkv_replica_t *rep)
+{
+    dkv_raft_status_t st;
+    size_t i;
+
+    if (rep->leader != rep->self) {
+        rep->learner_since = 0;
+        return;
+    }
+    dkv_raft_status(rep->raft, &st);
+    if (st.role != DKV_RAFT_LEADER || st.conf.nlearners == 0) {
+        rep->learner_since = 0;
+        return;
+    }
+    ensure_compacted(rep);
+    if (rep->learner_since == 0) {
+        rep->learner_since = real_ms();
+    }
+    for (i = 0; i < st.conf.nlearners; i++) {
+        uint32_t id = st.conf.learners[i];
+        dkv_raft_conf_change_t cc;
+        uint64_t match = 0;
+
+        if (dkv_raft_match(&match, rep->raft, id) != DKV_OK || match == 0
+            || match < st.commit) {
+            continue;
+        }
+        cc.type = DKV_RAFT_PROMOTE;
+        cc.node = id;
+        if (dkv_raft_propose_conf(NULL, rep->raft, &cc) == DKV_OK) {
+            dkv_log(DKV_LOG_INFO, "replica: node %u caught up (index %llu):"
+                    " promoting it to voter (%lld ms after it was seen as "
+                    "a learner here)", (unsigned)id,
+                    (unsigned long long)match,
+                    (long long)(real_ms() - rep->learner_since));
+            rep->learner_since = 0;
+        }
+        break;
+    }
+}
+
 /* ============================================================ snapshots */
 
 static void do_ready(dkv_replica_t *rep);
@@ -886,7 +1629,8 @@ snap_main(apr_thread_t *thread, void *data)
         rv = dkv_raft_msg_encode(&enc, &len, &ss->msg);
     }
     if (rv == DKV_OK) {
-        unsigned char *end = dkv_malloc(17 + len);
+        size_t tl = ss->table_len;
+        unsigned char *end = dkv_malloc(21 + tl + len);
 
         if (end == NULL) {
             rv = APR_ENOMEM;
@@ -895,12 +1639,19 @@ snap_main(apr_thread_t *thread, void *data)
             end[0] = NMSG_SNAP_END;
             dkv_put_be64(end + 1, ss->id);
             dkv_put_be64(end + 9, ss->offset);
-            memcpy(end + 17, enc, len);
-            rv = dkv_transport_send_wait(rep->tp, ss->to, end, 17 + len,
+            dkv_put_be32(end + 17, (uint32_t)tl);
+            if (tl > 0) {
+                memcpy(end + 21, ss->table, tl);
+            }
+            memcpy(end + 21 + tl, enc, len);
+            rv = dkv_transport_send_wait(rep->tp, ss->to, end,
+                                         21 + tl + len,
                                          SNAP_SEND_TIMEOUT_MS);
         }
     }
     dkv_free(enc);
+    dkv_free(ss->table);
+    ss->table = NULL;
     dkv_free(ss->chunk);
     ss->chunk = NULL;
     if (rv != DKV_OK) {
@@ -948,8 +1699,13 @@ snap_start(dkv_replica_t *rep, const dkv_raft_msg_t *msg)
     ss->msg = *msg;
     ss->msg.entries = NULL;
     ss->msg.nentries = 0;
-    rv = dkv_engine_read_begin(&ss->read, rep->svc->engine,
-                               dkv_svc_now(rep->svc));
+    /* The member table goes with it: the addresses of the members the
+     * snapshot's membership names (and any other known). */
+    rv = table_encode(&ss->table, &ss->table_len, rep);
+    if (rv == DKV_OK) {
+        rv = dkv_engine_read_begin(&ss->read, rep->svc->engine,
+                                   dkv_svc_now(rep->svc));
+    }
     if (rv == DKV_OK) {
         uint64_t at = dkv_engine_applied_index(ss->read);
 
@@ -965,6 +1721,7 @@ snap_start(dkv_replica_t *rep, const dkv_raft_msg_t *msg)
         }
     }
     if (rv != DKV_OK) {
+        dkv_free(ss->table);
         dkv_free(ss);
         dkv_raft_snapshot_failed(rep->raft, msg->to);
         return;
@@ -1044,11 +1801,23 @@ snap_end(dkv_replica_t *rep, const unsigned char *p, size_t len)
 {
     dkv_raft_msg_t msg;
     dkv_raft_entry_t *ents = NULL;
+    size_t tl;
 
-    if (len < 16 || rep->snap_file == NULL
+    if (len < 20 || rep->snap_file == NULL
         || dkv_get_be64(p) != rep->snap_id
         || dkv_get_be64(p + 8) != rep->snap_got) {
         return;
+    }
+    tl = dkv_get_be32(p + 16);
+    if (tl > len - 20) {
+        return;
+    }
+    dkv_free(rep->snap_table);
+    rep->snap_table = NULL;
+    rep->snap_table_len = 0;
+    if (tl > 0 && (rep->snap_table = dkv_malloc(tl)) != NULL) {
+        memcpy(rep->snap_table, p + 20, tl);
+        rep->snap_table_len = tl;
     }
     if (apr_file_flush(rep->snap_file) != APR_SUCCESS
         || apr_file_sync(rep->snap_file) != APR_SUCCESS) {
@@ -1057,7 +1826,8 @@ snap_end(dkv_replica_t *rep, const unsigned char *p, size_t len)
     apr_file_close(rep->snap_file);
     rep->snap_file = NULL;
     rep->snap_ready = 1;
-    if (dkv_raft_msg_decode(&msg, &ents, p + 16, len - 16) == DKV_OK
+    if (dkv_raft_msg_decode(&msg, &ents, p + 20 + tl, len - 20 - tl)
+            == DKV_OK
         && msg.type == DKV_RAFT_MSG_SNAPSHOT) {
         (void)dkv_raft_step(rep->raft, &msg);
         /* Installed now, if the core takes it: the next stream would
@@ -1068,6 +1838,9 @@ snap_end(dkv_replica_t *rep, const unsigned char *p, size_t len)
     }
     dkv_free(ents);
     rep->snap_ready = 0;
+    dkv_free(rep->snap_table);
+    rep->snap_table = NULL;
+    rep->snap_table_len = 0;
 }
 
 /* Installs the received snapshot META: the state is replaced, the log
@@ -1125,6 +1898,15 @@ snap_install(dkv_replica_t *rep, const dkv_raft_snapshot_meta_t *meta)
     if (rv == DKV_OK) {
         rv = dkv_engine_log_truncate(w, 1);
     }
+    if (rv == DKV_OK && rep->snap_table != NULL) {
+        /* The sender's member table: the addresses its membership
+         * names, stored with the state. */
+        if (table_merge(rep, rep->snap_table, rep->snap_table_len) < 0) {
+            dkv_log(DKV_LOG_WARN, "replica: the snapshot's member table "
+                    "is malformed; ignored");
+        }
+        table_persist(rep, w);
+    }
     if (rv == DKV_OK) {
         rv = dkv_raft_snapshot_meta_encode(&enc, &elen, meta);
     }
@@ -1133,7 +1915,7 @@ snap_install(dkv_replica_t *rep, const dkv_raft_snapshot_meta_t *meta)
     }
     dkv_free(enc);
     if (rv == DKV_OK) {
-        rv = dkv_engine_write_commit(w, meta->index);
+        rv = commit_timed(rep, w, meta->index);
     }
     else {
         dkv_engine_write_abort(w);
@@ -1155,6 +1937,25 @@ snap_install(dkv_replica_t *rep, const dkv_raft_snapshot_meta_t *meta)
 
 /* ================================================================ ready */
 
+/* Publishes the core's numbers for dkv_replica_stats. */
+static void
+stats_publish(dkv_replica_t *rep)
+{
+    dkv_raft_status_t st;
+
+    dkv_raft_status(rep->raft, &st);
+    apr_thread_mutex_lock(rep->svc->slock);
+    rep->st.node_id = rep->self;
+    rep->st.leader = st.leader;
+    rep->st.term = st.term;
+    rep->st.commit = st.commit;
+    rep->st.applied = rep->applied;
+    rep->st.members = st.conf.nvoters;
+    rep->st.learners = st.conf.nlearners;
+    rep->conf = st.conf;
+    apr_thread_mutex_unlock(rep->svc->slock);
+}
+
 static void
 note_role(dkv_replica_t *rep, const dkv_raft_ready_t *rd)
 {
@@ -1166,7 +1967,7 @@ note_role(dkv_replica_t *rep, const dkv_raft_ready_t *rd)
         rep->leader_since = real_ms();
         rep->next_check = 0;
         /* A store of one node leads at every start: not news. */
-        dkv_log(rep->nmembers > 1 ? DKV_LOG_INFO : DKV_LOG_DEBUG,
+        dkv_log(rep->group ? DKV_LOG_INFO : DKV_LOG_DEBUG,
                 "replica: became leader (term %llu)",
                 (unsigned long long)rd->term);
     }
@@ -1370,7 +2171,7 @@ do_ready(dkv_replica_t *rep)
         if (rd.has_snapshot) {
             /* A snapshot load needs a transaction of its own: commit
              * what is done, install it, go on in a new one. */
-            rv = dkv_engine_write_commit(w, applied_to);
+            rv = commit_timed(rep, w, applied_to);
             if (rv != DKV_OK) {
                 fatal("cannot commit", rv);
             }
@@ -1383,7 +2184,7 @@ do_ready(dkv_replica_t *rep)
             }
         }
     }
-    if (rep->nmembers > 1) {
+    if (rep->group) {
         /* The entries answered are committed: on a majority's disks,
          * whatever becomes of this transaction (should it fail, the node
          * stops and applies them again from its log).  So the answers
@@ -1396,7 +2197,7 @@ do_ready(dkv_replica_t *rep)
         answer_done(rep);
     }
     dkv_error_clear();
-    rv = dkv_engine_write_commit(w, applied_to);
+    rv = commit_timed(rep, w, applied_to);
     if (rv != DKV_OK) {
         fatal("cannot commit", rv);
     }
@@ -1439,6 +2240,7 @@ do_ready(dkv_replica_t *rep)
             rep->applied_bytes = 0;
         }
     }
+    stats_publish(rep);
 }
 
 /* Hands the reads whose index is applied to the readers; fails those
@@ -1638,6 +2440,9 @@ replica_main(apr_thread_t *thread, void *data)
                 (void)dkv_svc_decode(&req, it, rep->apool);
                 done_add(rep, it);
             }
+            else if (it->len > 4 && it->frame[4] == DKV_MSG_MEMBER_ADD) {
+                member_item(rep, it);
+            }
             else if (dkv_svc_is_lin_read(svc, it)) {
                 *rtail = it;
                 rtail = &it->next;
@@ -1680,6 +2485,8 @@ replica_main(apr_thread_t *thread, void *data)
         if (dkv_raft_has_ready(rep->raft)) {
             do_ready(rep);
         }
+        madds_step(rep, now);
+        promote_step(rep);
         release_reads(rep, now);
         check_deadlines(rep, now);
         answer_done(rep);
@@ -1692,7 +2499,7 @@ replica_main(apr_thread_t *thread, void *data)
             idle = svc->wq.head == NULL;
             apr_thread_mutex_unlock(svc->wq.lock);
             if (idle && rep->held == NULL && rep->rwaits == NULL
-                && rep->props == NULL) {
+                && rep->props == NULL && rep->madds == NULL) {
                 break;
             }
         }
@@ -1734,9 +2541,43 @@ restore_entry(void *baton, uint64_t index, const void *data, size_t len)
     return DKV_OK;
 }
 
-/* Creates the core from what the engine holds. */
+/* Stores the group's first membership META (index 0) before anything
+ * else: from now on membership comes from what this node holds, never
+ * again from --peers (which may list members not added yet). */
 static dkv_status_t
-core_open(dkv_replica_t *rep, unsigned election_ticks)
+store_first_conf(dkv_replica_t *rep, const dkv_raft_snapshot_meta_t *meta)
+{
+    dkv_eng_write_t *w;
+    unsigned char *enc = NULL;
+    size_t len = 0;
+    dkv_status_t rv;
+
+    rv = dkv_raft_snapshot_meta_encode(&enc, &len, meta);
+    if (rv != DKV_OK) {
+        return rv;
+    }
+    rv = dkv_engine_write_begin(&w, rep->svc->engine,
+                                dkv_svc_now(rep->svc), rep->apool);
+    if (rv == DKV_OK) {
+        rv = dkv_engine_meta_put(w, "raft.snap", enc, len);
+        if (rv == DKV_OK) {
+            table_persist(rep, w);
+            rv = dkv_engine_write_commit(w, 0);
+        }
+        else {
+            dkv_engine_write_abort(w);
+        }
+    }
+    dkv_free(enc);
+    apr_pool_clear(rep->apool);
+    return rv;
+}
+
+/* Creates the core from what the engine holds; OPTS give the first
+ * membership of a new group and addresses. */
+static dkv_status_t
+core_open(dkv_replica_t *rep, unsigned election_ticks,
+          const dkv_service_opts_t *opts)
 {
     dkv_service_t *svc = rep->svc;
     dkv_raft_config_t cfg;
@@ -1748,6 +2589,7 @@ core_open(dkv_replica_t *rep, unsigned election_ticks)
     const void *data;
     size_t len, i;
     dkv_status_t rv;
+    int first = 0, has_hard = 0;
 
     memset(&snap, 0, sizeof(snap));
     memset(&hs, 0, sizeof(hs));
@@ -1757,23 +2599,48 @@ core_open(dkv_replica_t *rep, unsigned election_ticks)
         return rv;
     }
     rep->applied = dkv_engine_applied_index(r);
-    if (dkv_engine_meta_get(&data, &len, r, "raft.snap") == DKV_OK) {
+    /* The addresses: the persisted table, then --peers over it. */
+    if (dkv_engine_meta_get(&data, &len, r, MEMBERS_META) == DKV_OK
+        && table_merge(rep, data, len) < 0) {
+        dkv_log(DKV_LOG_WARN, "replica: the stored member table is "
+                "malformed; using --peers alone");
+    }
+    for (i = 0; i < opts->nmembers; i++) {
+        const dkv_service_member_t *m = &opts->members[i];
+
+        if (table_set(rep, m->id, m->host, m->cluster_port,
+                      m->client_port) < 0) {
+            rv = APR_ENOMEM;
+        }
+    }
+    if (rv == DKV_OK
+        && dkv_engine_meta_get(&data, &len, r, "raft.snap") == DKV_OK) {
         rv = dkv_raft_snapshot_meta_decode(&snap, data, len);
     }
-    else {
-        for (i = 0; i < rep->nmembers; i++) {
-            snap.conf.voters[snap.conf.nvoters++] = rep->members[i].id;
+    else if (rv == DKV_OK) {
+        /* A new group: --peers are its first members; a node that joins
+         * a running group starts with none (it must not campaign: the
+         * leader brings it in). */
+        first = 1;
+        for (i = 0; i < opts->nmembers && !opts->join; i++) {
+            snap.conf.voters[snap.conf.nvoters++] = opts->members[i].id;
         }
-        if (rep->nmembers == 0) {
+        if (opts->nmembers == 0) {
             snap.conf.voters[snap.conf.nvoters++] = rep->self;
         }
     }
     if (rv == DKV_OK
         && dkv_engine_meta_get(&data, &len, r, "raft.hard") == DKV_OK) {
         rv = dkv_raft_hard_state_decode(&hs, data, len);
+        has_hard = 1;
     }
     if (rv == DKV_OK) {
         rv = dkv_engine_log_scan(r, snap.index + 1, restore_entry, &rc);
+    }
+    if (rv == DKV_OK && first && rep->group && rc.n == 0 && !has_hard) {
+        dkv_engine_read_end(r);
+        r = NULL;
+        rv = store_first_conf(rep, &snap);
     }
     if (rv == DKV_OK) {
         memset(&cfg, 0, sizeof(cfg));
@@ -1797,7 +2664,9 @@ core_open(dkv_replica_t *rep, unsigned election_ticks)
     rep->compacted = snap.index;
     rep->compact_to = snap.index;
     dkv_free(rc.entries);
-    dkv_engine_read_end(r);
+    if (r != NULL) {
+        dkv_engine_read_end(r);
+    }
     if (rv == DKV_OK && rep->applied < snap.index) {
         rep->applied = snap.index;
     }
@@ -1844,26 +2713,27 @@ dkv_replica_start(dkv_service_t *svc, const dkv_service_opts_t *opts,
     if (opts->nmembers > 0) {
         int found = 0;
 
-        rep->members = apr_pcalloc(pool, opts->nmembers
-                                         * sizeof(*rep->members));
         for (i = 0; i < opts->nmembers; i++) {
-            rep->members[i] = opts->members[i];
-            rep->members[i].host = apr_pstrdup(pool, opts->members[i].host);
             found |= opts->members[i].id == rep->self;
         }
-        rep->nmembers = opts->nmembers;
         if (!found) {
             return dkv_error_set(DKV_EINVAL, "node id %u is not among the "
                                  "members", (unsigned)rep->self);
         }
     }
-    svc->local_reads = rep->nmembers <= 1;
+    if (opts->join && opts->nmembers <= 1) {
+        return dkv_error_set(DKV_EINVAL, "--join needs --peers: this node "
+                             "and the members of the store it joins");
+    }
+    rep->group = opts->nmembers > 1;
+    svc->local_reads = !rep->group;
     svc->replica = rep;
-    rv = core_open(rep, election_ticks);
+    rv = core_open(rep, election_ticks, opts);
     if (rv != DKV_OK) {
         return rv;
     }
-    if (rep->nmembers > 1) {
+    stats_publish(rep);
+    if (rep->group) {
         dkv_transport_opts_t to;
         dkv_transport_peer_t *peers;
         size_t np = 0;
@@ -1913,6 +2783,7 @@ dkv_replica_stop(dkv_service_t *svc)
 {
     dkv_replica_t *rep = svc->replica;
     inmsg_t *m;
+    size_t i;
 
     if (rep == NULL) {
         return;
@@ -1936,7 +2807,20 @@ dkv_replica_stop(dkv_service_t *svc)
     rep->raft = NULL;
     dkv_free(rep->results);
     rep->results = NULL;
+    while (rep->madds != NULL) {
+        madd_free(rep, rep->madds);
+    }
+    dkv_free(rep->snap_table);
+    rep->snap_table = NULL;
+    apr_thread_mutex_lock(svc->slock);
     svc->replica = NULL;
+    apr_thread_mutex_unlock(svc->slock);
+    for (i = 0; i < rep->nmembers; i++) {
+        dkv_free((char *)(uintptr_t)rep->members[i].host);
+    }
+    dkv_free(rep->members);
+    rep->members = NULL;
+    rep->nmembers = rep->capmembers = 0;
 }
 
 /* See service-int.h. */
@@ -1944,29 +2828,72 @@ void
 dkv_replica_members(dkv_response_t *res, dkv_service_t *svc,
                     apr_pool_t *pool)
 {
-    dkv_replica_t *rep = svc->replica;
-    size_t i;
+    dkv_replica_t *rep;
+    const dkv_raft_conf_t *c;
+    size_t i, n;
 
-    if (rep == NULL) {
-        return;
-    }
     apr_thread_mutex_lock(svc->slock);
-    res->leader = rep->leader;
-    apr_thread_mutex_unlock(svc->slock);
-    if (rep->nmembers == 0) {
+    rep = svc->replica;
+    if (rep == NULL) {
+        apr_thread_mutex_unlock(svc->slock);
         return;
     }
-    res->members = apr_pcalloc(pool, rep->nmembers * sizeof(*res->members));
-    for (i = 0; i < rep->nmembers; i++) {
-        dkv_proto_member_t *m = &res->members[i];
+    res->leader = rep->leader;
+    c = &rep->conf;
+    if (!rep->group) {
+        /* A group of one: itself, when --peers gave its address. */
+        long at = table_find(rep, rep->self);
 
-        m->id = rep->members[i].id;
-        m->roles = DKV_PROTO_MEMBER_VOTER;
-        if (m->id == rep->self) {
+        if (at >= 0) {
+            dkv_proto_member_t *m = apr_pcalloc(pool, sizeof(*m));
+
+            m->id = rep->self;
+            m->roles = DKV_PROTO_MEMBER_VOTER | DKV_PROTO_MEMBER_SELF;
+            m->host = apr_pstrdup(pool, rep->members[at].host);
+            m->port = (uint16_t)rep->members[at].client_port;
+            res->members = m;
+            res->nmembers = 1;
+            res->leader = rep->self;
+        }
+        apr_thread_mutex_unlock(svc->slock);
+        return;
+    }
+    if (c->nvoters + c->nlearners == 0) {
+        apr_thread_mutex_unlock(svc->slock);
+        return;
+    }
+    res->members = apr_pcalloc(pool, (c->nvoters + c->nlearners)
+                                     * sizeof(*res->members));
+    for (i = n = 0; i < c->nvoters + c->nlearners; i++) {
+        int voter = i < c->nvoters;
+        uint32_t id = voter ? c->voters[i] : c->learners[i - c->nvoters];
+        long at = table_find(rep, id);
+        dkv_proto_member_t *m;
+
+        if (at < 0) {
+            continue;                  /* no address known (yet) */
+        }
+        m = &res->members[n++];
+        m->id = id;
+        m->roles = voter ? DKV_PROTO_MEMBER_VOTER : DKV_PROTO_MEMBER_LEARNER;
+        if (id == rep->self) {
             m->roles |= DKV_PROTO_MEMBER_SELF;
         }
-        m->host = rep->members[i].host;
-        m->port = (uint16_t)rep->members[i].client_port;
+        m->host = apr_pstrdup(pool, rep->members[at].host);
+        m->port = (uint16_t)rep->members[at].client_port;
     }
-    res->nmembers = rep->nmembers;
+    res->nmembers = n;
+    apr_thread_mutex_unlock(svc->slock);
+}
+
+/* See service-int.h. */
+void
+dkv_replica_stats(dkv_replica_stats_t *out, dkv_service_t *svc)
+{
+    memset(out, 0, sizeof(*out));
+    apr_thread_mutex_lock(svc->slock);
+    if (svc->replica != NULL) {
+        *out = svc->replica->st;
+    }
+    apr_thread_mutex_unlock(svc->slock);
 }

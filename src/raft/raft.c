@@ -2087,6 +2087,23 @@ dkv_raft_status(const dkv_raft_t *r, dkv_raft_status_t *st)
 }
 
 dkv_status_t
+dkv_raft_match(uint64_t *match, const dkv_raft_t *r, uint32_t id)
+{
+    size_t i;
+
+    if (r->role != DKV_RAFT_LEADER) {
+        return DKV_ENOTLEADER;
+    }
+    for (i = 0; i < r->npr; i++) {
+        if (r->prs[i].id == id) {
+            *match = r->prs[i].match;
+            return DKV_OK;
+        }
+    }
+    return DKV_ENOTFOUND;
+}
+
+dkv_status_t
 dkv_raft_term(uint64_t *term, const dkv_raft_t *r, uint64_t index)
 {
     int found;

@@ -303,6 +303,13 @@ typedef struct dkv_raft_status {
 
 void dkv_raft_status(const dkv_raft_t *raft, dkv_raft_status_t *status);
 
+/* The leader's knowledge of how far the log of member ID (a voter or
+ * learner other than the leader) matches its own: *MATCH.  Returns
+ * DKV_OK, DKV_ENOTLEADER on another node, DKV_ENOTFOUND for a
+ * non-member. */
+dkv_status_t dkv_raft_match(uint64_t *match, const dkv_raft_t *raft,
+                            uint32_t id);
+
 /* The term of entry INDEX: known for the compaction point and every
  * entry in memory.  Returns DKV_OK or DKV_ENOTFOUND. */
 dkv_status_t dkv_raft_term(uint64_t *term, const dkv_raft_t *raft,

@@ -50,7 +50,9 @@
 
 #include <dkv.h>
 
+#include "common/adminauth.h"
 #include "common/alloc.h"
+#include "common/proto.h"
 #include "common/status.h"
 #include "lincheck/lincheck.h"
 
@@ -268,6 +270,8 @@ typedef struct fnode {
     volatile pid_t pid;         /* 0 when not running */
     int paused;                 /* SIGSTOPped */
     int starts;
+    int joins;                  /* added to the running store: --join,
+                                 * not started with the others */
 } fnode_t;
 
 typedef struct cluster {
@@ -277,6 +281,8 @@ typedef struct cluster {
     char secret_file[PATHLEN];
     char token_file[PATHLEN];
     char peers[2048];
+    char first_peers[2048];     /* the first membership, when nodes join
+                                 * later ("": all of PEERS) */
     char seeds[2048];           /* "h:p,h:p,..." */
     int election_ms;
     int heartbeat_ms;
@@ -414,7 +420,13 @@ node_start(cluster_t *c, fnode_t *node)
         argv[n++] = "--node-id";
         argv[n++] = id;
         argv[n++] = "--peers";
-        argv[n++] = c->peers;
+        /* A store's first start makes its first membership; later
+         * starts get every node, as the manager gives them. */
+        argv[n++] = node->starts == 0 && !node->joins && c->first_peers[0]
+                    ? c->first_peers : c->peers;
+        if (node->joins) {
+            argv[n++] = "--join";
+        }
         argv[n++] = "--secret-file";
         argv[n++] = c->secret_file;
         argv[n++] = "--election-timeout";
@@ -658,11 +670,34 @@ cluster_start(cluster_t *c)
     int i;
 
     for (i = 0; i < c->n; i++) {
-        if (c->nodes[i].pid <= 0 && node_start(c, &c->nodes[i]) != 0) {
+        if (c->nodes[i].pid <= 0 && !c->nodes[i].joins
+            && node_start(c, &c->nodes[i]) != 0) {
             return -1;
         }
     }
     return 0;
+}
+
+/* Makes the nodes after the first K of C join later (--join): the
+ * store's first membership is nodes 1..K. */
+static void
+cluster_defer(cluster_t *c, int k)
+{
+    size_t off = 0;
+    int i;
+
+    for (i = 0; i < c->n; i++) {
+        fnode_t *nd = &c->nodes[i];
+
+        if (i >= k) {
+            nd->joins = 1;
+            continue;
+        }
+        off += (size_t)snprintf(c->first_peers + off,
+                                sizeof c->first_peers - off, "%s%d=%s:%d:%d",
+                                i ? "," : "", nd->id, nd->host,
+                                nd->cluster_port, nd->client_port);
+    }
 }
 
 static void
@@ -1306,6 +1341,172 @@ check_history(history_t *h, const char *name, char *msg, size_t size)
          v, rep.ops, rep.ops_checked, (unsigned long long)rep.steps);
     lincheck_history_destroy(lh);
     return v;
+}
+
+
+/* ============================================================ admin */
+
+/* Reads one frame from FD into BUF (CAP bytes); its size, or -1. */
+static long
+admin_read(int fd, unsigned char *buf, size_t cap)
+{
+    size_t got = 0, want = 4;
+
+    while (got < want) {
+        ssize_t r = recv(fd, buf + got, want - got, 0);
+
+        if (r <= 0) {
+            return -1;
+        }
+        got += (size_t)r;
+        if (got == 4 && want == 4) {
+            want = 4 + (((size_t)buf[0] << 24) | ((size_t)buf[1] << 16)
+                        | ((size_t)buf[2] << 8) | buf[3]);
+            if (want > cap) {
+                return -1;
+            }
+        }
+    }
+    return (long)got;
+}
+
+/* Sends REQ on FD and decodes its answer into *RES (in POOL). */
+static dkv_status_t
+admin_call(int fd, const dkv_request_t *req, dkv_response_t *res,
+           apr_pool_t *pool)
+{
+    static unsigned char in[1 << 20];
+    dkv_wbuf_t out;
+    dkv_frame_t fr;
+    size_t size, off = 0;
+    long n;
+
+    dkv_wbuf_init(&out, 0);
+    if (dkv_proto_request_encode(&out, req) != DKV_OK) {
+        dkv_wbuf_free(&out);
+        return DKV_EINVAL;
+    }
+    while (off < out.len) {
+        ssize_t w = send(fd, out.data + off, out.len - off, MSG_NOSIGNAL);
+
+        if (w <= 0) {
+            dkv_wbuf_free(&out);
+            return DKV_ETRANSPORT;
+        }
+        off += (size_t)w;
+    }
+    dkv_wbuf_free(&out);
+    n = admin_read(fd, in, sizeof in);
+    if (n < 0 || dkv_proto_frame_parse(&fr, &size, in, (size_t)n,
+                                       sizeof in) != DKV_OK
+        || dkv_proto_response_decode(res, &fr, pool) != DKV_OK) {
+        return DKV_ETRANSPORT;
+    }
+    return res->status;
+}
+
+/* Opens the node admin connection (the manager's: loopback, HELLO with
+ * the token the store's secret gives) to node ND of C: a socket, or -1. */
+static int
+admin_open(cluster_t *c, fnode_t *nd, apr_pool_t *pool)
+{
+    unsigned char secret[32];
+    char hex[80], token[65];
+    struct sockaddr_in sa;
+    struct timeval tv;
+    dkv_request_t req;
+    dkv_response_t res;
+    FILE *f;
+    int fd, i;
+
+    f = fopen(c->secret_file, "r");
+    if (f == NULL || fgets(hex, sizeof hex, f) == NULL) {
+        if (f != NULL) {
+            fclose(f);
+        }
+        return -1;
+    }
+    fclose(f);
+    for (i = 0; i < 32; i++) {
+        unsigned v;
+
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1) {
+            return -1;
+        }
+        secret[i] = (unsigned char)v;
+    }
+    if (dkv_adminauth_init() != DKV_OK) {
+        return -1;
+    }
+    dkv_admin_node_token(token, secret);
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) {
+        return -1;
+    }
+    tv.tv_sec = 10;
+    tv.tv_usec = 0;
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)nd->client_port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return -1;
+    }
+    memset(&req, 0, sizeof req);
+    req.op = DKV_MSG_HELLO;
+    req.id = 1;
+    req.magic = DKV_PROTO_MAGIC;
+    req.min_version = DKV_PROTO_VERSION;
+    req.max_version = DKV_PROTO_VERSION;
+    req.store = STORE;
+    req.token = token;
+    req.token_len = strlen(token);
+    req.client = "fault-admin";
+    if (admin_call(fd, &req, &res, pool) != DKV_OK) {
+        vlog("admin HELLO to node %d: %s", nd->id,
+             res.message ? res.message : "no answer");
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* MEMBERS of node ND: its voters and learners (-1 when it cannot
+ * answer). */
+static int
+admin_members(cluster_t *c, fnode_t *nd, int *voters, int *learners,
+              uint32_t *leader)
+{
+    apr_pool_t *pool;
+    dkv_request_t req;
+    dkv_response_t res;
+    int fd, rc = -1;
+    size_t i;
+
+    *voters = *learners = 0;
+    apr_pool_create(&pool, NULL);
+    fd = admin_open(c, nd, pool);
+    if (fd >= 0) {
+        memset(&req, 0, sizeof req);
+        req.op = DKV_MSG_MEMBERS;
+        req.id = 2;
+        if (admin_call(fd, &req, &res, pool) == DKV_OK) {
+            for (i = 0; i < res.nmembers; i++) {
+                *voters += (res.members[i].roles
+                            & DKV_PROTO_MEMBER_VOTER) != 0;
+                *learners += (res.members[i].roles
+                              & DKV_PROTO_MEMBER_LEARNER) != 0;
+            }
+            *leader = res.leader;
+            rc = 0;
+        }
+        close(fd);
+    }
+    apr_pool_destroy(pool);
+    return rc;
 }
 
 /* ========================================================= scenarios */
@@ -2107,6 +2308,161 @@ done:
     sleep_ms((int)x->phase_ms);
 }
 
+
+/* Bytes in the line of LOG (after AFTER) that says a snapshot was sent
+ * to node ID: "... sent to node ID (N bytes)"; -1 when none. */
+static long long
+snapshot_bytes(fnode_t *nd, int id, int64_t after)
+{
+    char line[1024], pat[64];
+    long long bytes = -1;
+    FILE *f = fopen(nd->log_file, "r");
+
+    if (f == NULL) {
+        return -1;
+    }
+    snprintf(pat, sizeof pat, "sent to node %d (", id);
+    while (fgets(line, sizeof line, f) != NULL) {
+        const char *p = strstr(line, pat);
+
+        if (p != NULL && log_time(line) >= after) {
+            bytes = strtoll(p + strlen(pat), NULL, 10);
+        }
+    }
+    fclose(f);
+    return bytes;
+}
+
+/* 10. A store of N-1 nodes under load grows: node N starts with --join
+ * (and --peers of all N), a follower gets MEMBER_ADD over its admin
+ * connection (forwarded to the leader); node N must catch up and be a
+ * voter within a bound, serve the acknowledged writes (linearizable
+ * reads through it, in the history), then the old leader is killed and
+ * the store goes on with node N in every majority. */
+static void
+sc_add_member(ctx_t *x)
+{
+    cluster_t *c = x->c;
+    fnode_t *nd = &c->nodes[c->n - 1];
+    int leader, follower, fd, voters = 0, learners = 0, k, tries;
+    int64_t t0, t_added = -1, t_voter = -1, end;
+    uint32_t seen_leader = 0;
+    long long bytes;
+    apr_pool_t *pool;
+    dkv_client_t *client = NULL;
+    dkv_request_t req;
+    dkv_response_t res;
+    dkv_status_t st = DKV_ETRANSPORT;
+
+    sleep_ms((int)x->phase_ms / 2);
+    leader = wait_leader(c, 0, 5000);
+    if (leader == 0) {
+        fail(x->r, "no leader before the new node");
+        return;
+    }
+    follower = leader % (c->n - 1) + 1;
+    t0 = wall_ms();
+    if (node_start(c, nd) != 0) {
+        fail(x->r, "node %d (--join) did not start", nd->id);
+        return;
+    }
+    apr_pool_create(&pool, NULL);
+    end = mono_us() + 15000000;
+    for (tries = 0; tries < 20 && mono_us() < end; tries++) {
+        fd = admin_open(c, node_by_id(c, follower), pool);
+        if (fd < 0) {
+            sleep_ms(200);
+            continue;
+        }
+        memset(&req, 0, sizeof req);
+        req.op = DKV_MSG_MEMBER_ADD;
+        req.id = 7;
+        req.member_id = (uint32_t)nd->id;
+        req.member_host = nd->host;
+        req.member_cluster_port = (uint16_t)nd->cluster_port;
+        req.member_client_port = (uint16_t)nd->client_port;
+        st = admin_call(fd, &req, &res, pool);
+        close(fd);
+        vlog("%s: MEMBER_ADD %d to follower %d: %s %s", x->name, nd->id,
+             follower, dkv_strerror(st), st == DKV_OK ? "" : res.message);
+        if (st == DKV_OK) {
+            t_added = wall_ms();
+            break;
+        }
+        sleep_ms(200);
+    }
+    apr_pool_destroy(pool);
+    if (st != DKV_OK) {
+        fail(x->r, "MEMBER_ADD through follower %d failed: %s", follower,
+             dkv_strerror(st));
+        return;
+    }
+    /* a voter within ten election timeouts and 5 s */
+    end = mono_us() + (int64_t)(10 * c->election_ms + 5000) * 1000;
+    for (tries = 0; tries < 1000 && mono_us() < end; tries++) {
+        if (admin_members(c, nd, &voters, &learners, &seen_leader) == 0
+            && voters == c->n && learners == 0) {
+            t_voter = wall_ms();
+            break;
+        }
+        sleep_ms(20);
+    }
+    if (t_voter < 0) {
+        fail(x->r, "node %d shows %d voters and %d learners, not %d "
+             "voters, %d ms after it was added", nd->id, voters, learners,
+             c->n, 10 * c->election_ms + 5000);
+        return;
+    }
+    x->r->catchup_ms = (long)(t_voter - t0);
+    bytes = snapshot_bytes(node_by_id(c, leader), nd->id, t0);
+    vlog("%s: node %d added %lld ms after its start, a voter after %lld "
+         "ms; snapshot %lld bytes", x->name, nd->id,
+         (long long)(t_added - t0), (long long)(t_voter - t0), bytes);
+    if (log_find(nd, "installed a snapshot", t0) < 0) {
+        fail(x->r, "node %d did not catch up from a snapshot", nd->id);
+    }
+
+    /* Linearizable reads through node N alone, in the history: they see
+     * every write acknowledged before them. */
+    apr_pool_create(&pool, NULL);
+    if (open_client(&client, apr_psprintf(pool, "dkv://%s:%d/%s", nd->host,
+                                          nd->client_port, STORE), 5000,
+                    pool) != DKV_OK) {
+        fail(x->r, "cannot open a client of node %d", nd->id);
+        apr_pool_destroy(pool);
+        return;
+    }
+    for (k = 0; k < NKEYS; k++) {
+        st = do_op(x->h, client, 95, k, NULL, NULL, pool);
+        if (st != DKV_OK && st != DKV_ENOTFOUND) {
+            fail(x->r, "read of k%02d through node %d: %s", k, nd->id,
+                 dkv_strerror(st));
+            break;
+        }
+    }
+    dkv_close(client);
+    apr_pool_destroy(pool);
+
+    /* The old leader dies: with N voters, every majority of the others
+     * includes node N. */
+    leader = wait_leader(c, 0, 5000);
+    if (leader == 0 || leader == nd->id) {
+        vlog("%s: leader is %d; killing node 1 instead", x->name, leader);
+        leader = leader == 1 ? 2 : 1;
+    }
+    {
+        int64_t tw = wall_ms(), tm = mono_us();
+
+        vlog("%s: kill -9 leader %d", x->name, leader);
+        node_stop(node_by_id(c, leader), SIGKILL, 5000);
+        measure_failover(x, leader, tw, tm);
+    }
+    sleep_ms((int)x->phase_ms);
+    if (!node_alive(nd)) {
+        fail(x->r, "node %d exited", nd->id);
+    }
+}
+
 static const scenario_t scenarios[] = {
     { "kill-leader", 3, 0, sc_kill_leader, 0 },
     { "restart-all-term", 3, 0, sc_restart_all, 0 },
@@ -2119,7 +2475,8 @@ static const scenario_t scenarios[] = {
     { "partition-leader", 5, 1, sc_partition, 0 },
     { "stale-read", 3, 0, sc_plain, 0 },
     { "lease-failover", 3, 0, sc_lease_failover, 0 },
-    { "watch-all-nodes", 3, 0, sc_watch_all, 0 }
+    { "watch-all-nodes", 3, 0, sc_watch_all, 0 },
+    { "add-member", 4, 0, sc_add_member, 0 }
 };
 
 #define NSCENARIOS (sizeof scenarios / sizeof scenarios[0])
@@ -2163,6 +2520,14 @@ run_scenario(const scenario_t *sc, int nodes, result_t *r)
         return;
     }
     history_init(&h);
+    if (sc->run == sc_add_member) {
+        if (!S.replicated) {
+            r->pass = -1;
+            snprintf(r->why, sizeof r->why, "needs replication");
+            goto done;
+        }
+        cluster_defer(&c, nodes - 1);
+    }
     if (cluster_start(&c) != 0) {
         fail(r, "the nodes did not start");
         goto done;

@@ -1257,6 +1257,101 @@ transport_garbage_dropped(void)
     apr_pool_destroy(pool);
 }
 
+/* Nodes 1 and 2 start without node 3, which knows them both: node 1
+ * refuses node 3's links and cannot send to it.  Node 1 then learns of
+ * node 3 at a wrong address (the message waits in the queue), then at
+ * the right one (the link comes up, the message is delivered); adding
+ * it again changes nothing; node 3's own link to node 1 comes up. */
+static void
+transport_add_peer(void)
+{
+    apr_pool_t *pool = dkv_test_pool();
+    unsigned ports[4] = { 0, 0, 0, 0 }, ports12[4] = { 0, 0, 0, 0 };
+    unsigned wrong;
+    dkv_transport_t *t[4] = { NULL, NULL, NULL, NULL };
+    sink_t sinks[4];
+    dkv_transport_stats_t st, st2;
+    apr_time_t end;
+    uint32_t id, seq = 0;
+
+    ignore_sigpipe();
+    for (id = 1; id <= 3; id++) {
+        ports[id] = free_port(pool);
+        sink_init(&sinks[id], id, pool);
+    }
+    wrong = free_port(pool);
+    ports12[1] = ports[1];
+    ports12[2] = ports[2];
+    DKV_ASSERT_OK(mknode(&t[1], 1, ports12, secret_a, "store", 0,
+                         &sinks[1], pool));
+    DKV_ASSERT_OK(mknode(&t[2], 2, ports12, secret_a, "store", 0,
+                         &sinks[2], pool));
+    DKV_ASSERT_OK(mknode(&t[3], 3, ports, secret_a, "store", 0,
+                         &sinks[3], pool));
+
+    /* Before: node 3 is nobody to node 1. */
+    DKV_EXPECT_STATUS(dkv_transport_send(t[1], 3, mkmsg(0, 0, 10), 10),
+                      DKV_ENOTFOUND);
+    DKV_EXPECT_OK(dkv_transport_send(t[3], 1, mkmsg(1, seq++, 10), 10));
+    end = apr_time_now() + apr_time_from_sec(3);
+    do {
+        apr_sleep(apr_time_from_msec(10));
+        dkv_transport_stats(t[1], &st);
+    } while (st.refused == 0 && apr_time_now() < end);
+    DKV_EXPECT_TRUE(st.refused > 0);
+    DKV_EXPECT_UINT_EQ(sink_from(&sinks[1], 3), 0);
+
+    /* Bad input; this node itself is not a peer to add. */
+    DKV_EXPECT_STATUS(dkv_transport_add_peer(t[1], 3, "127.0.0.1", 0),
+                      DKV_EINVAL);
+    DKV_EXPECT_STATUS(dkv_transport_add_peer(t[1], 3, "", ports[3]),
+                      DKV_EINVAL);
+    DKV_EXPECT_STATUS(dkv_transport_add_peer(t[1], 0, "127.0.0.1",
+                                             ports[3]), DKV_EINVAL);
+    DKV_EXPECT_OK(dkv_transport_add_peer(t[1], 1, "127.0.0.1", ports[1]));
+    DKV_EXPECT_STATUS(dkv_transport_send(t[1], 1, mkmsg(0, 0, 10), 10),
+                      DKV_ENOTFOUND);
+
+    /* A wrong address first: the message waits. */
+    DKV_EXPECT_OK(dkv_transport_add_peer(t[1], 3, "127.0.0.1", wrong));
+    DKV_EXPECT_OK(dkv_transport_send(t[1], 3, mkmsg(0, 0, 10), 10));
+    apr_sleep(apr_time_from_msec(300));
+    DKV_EXPECT_TRUE(!dkv_transport_connected(t[1], 3));
+    DKV_EXPECT_UINT_EQ(sink_from(&sinks[3], 1), 0);
+
+    /* The right one: the link comes up and the message arrives. */
+    DKV_EXPECT_OK(dkv_transport_add_peer(t[1], 3, "127.0.0.1", ports[3]));
+    DKV_EXPECT_TRUE(wait_connected(t[1], 3, 4000));
+    DKV_EXPECT_TRUE(sink_wait(&sinks[3], 1, 1, 3000));
+    DKV_EXPECT_UINT_EQ(sinks[3].order_errors, 0);
+
+    /* Again at the same address: nothing changes. */
+    dkv_transport_stats(t[1], &st);
+    DKV_EXPECT_OK(dkv_transport_add_peer(t[1], 3, "127.0.0.1", ports[3]));
+    DKV_EXPECT_OK(dkv_transport_send(t[1], 3, mkmsg(0, 1, 10), 10));
+    DKV_EXPECT_TRUE(sink_wait(&sinks[3], 1, 2, 3000));
+    dkv_transport_stats(t[1], &st2);
+    DKV_EXPECT_UINT_EQ(st2.links_up, st.links_up);
+    DKV_EXPECT_TRUE(dkv_transport_connected(t[1], 3));
+
+    /* Node 3's link to node 1 is accepted now (it retries with
+     * backoff; what it sent meanwhile may be lost: at most once). */
+    end = apr_time_now() + apr_time_from_sec(4);
+    while (sink_from(&sinks[1], 3) == 0 && apr_time_now() < end) {
+        DKV_EXPECT_OK(dkv_transport_send(t[3], 1, mkmsg(1, seq++, 10), 10));
+        apr_sleep(apr_time_from_msec(50));
+    }
+    DKV_EXPECT_TRUE(sink_from(&sinks[1], 3) > 0);
+    /* Node 2 still does not know node 3. */
+    DKV_EXPECT_STATUS(dkv_transport_send(t[2], 3, mkmsg(0, 0, 10), 10),
+                      DKV_ENOTFOUND);
+    for (id = 1; id <= 3; id++) {
+        dkv_transport_destroy(t[id]);
+    }
+    DKV_EXPECT_UINT_EQ(sinks[2].order_errors, 0);
+    apr_pool_destroy(pool);
+}
+
 /* ------------------------------------------------------------- register */
 
 static void
@@ -1267,6 +1362,7 @@ register_transport(CU_pSuite s)
     DKV_TEST_ADD(s, transport_peer_restart);
     DKV_TEST_ADD(s, transport_prompt_destroy_and_queue_bound);
     DKV_TEST_ADD(s, transport_garbage_dropped);
+    DKV_TEST_ADD(s, transport_add_peer);
 }
 
 void
