@@ -47,6 +47,14 @@ typedef struct mgr_config {
     const char *log_file;          /* NULL: stderr */
     int stop_timeout_sec;          /* graceful stop before kill (10) */
     int keep_nodes;                /* 1: leave nodes running on exit */
+    /* Restart policy of the supervisor (0: the default; tests set them):
+     * first restart delay (1000 ms, doubled per quick exit up to
+     * restart_max_ms, 30000), and Failed after crash_limit (5) exits
+     * each within crash_window_sec (60) of their start. */
+    int restart_delay_ms;
+    int restart_max_ms;
+    int crash_limit;
+    int crash_window_sec;
 } mgr_config_t;
 
 /* ------------------------------------------------------------ registry */
