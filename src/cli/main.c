@@ -7,6 +7,7 @@
  * as the reference's ClientShell pages give them, and `dkv help`.
  */
 #include "cli/cli.h"
+#include "cli/admin.h"
 #include "platform/userenv.h"
 
 #include <signal.h>
@@ -166,6 +167,100 @@ static const cli_param_t p_stress[] = {
     END
 };
 
+/* AdminShell: the parameters every admin command inherits. */
+#define P_ADMIN \
+    { "Managers", NULL, CLI_LIST, -1, 0, 0, 0, NULL, \
+      "managers (host, host:port, IP, [v6]:port, http://host:port); " \
+      "default: the Connect-DkvManager context" }, \
+    { "Port", NULL, CLI_INT, -1, 0, 1, 65535, "7801", \
+      "management port of entries that give none" }, \
+    { "TimeoutSec", NULL, CLI_INT, -1, 0, 1, 3600, "30", \
+      "timeout of each request to a manager, in seconds" }, \
+    { "Parallel", NULL, CLI_SWITCH, -1, 0, 0, 0, NULL, \
+      "work on the managers concurrently (default: one after another)" }, \
+    { "FailFast", NULL, CLI_SWITCH, -1, 0, 0, 0, NULL, \
+      "stop at the first failure (default: go on with the others)" }
+static const cli_param_t p_connect_manager[] = {
+    { "Managers", "Servers", CLI_LIST, 0, 1, 0, 0, NULL,
+      "managers: host, host:port, IP, [v6]:port or http://host:port, "
+      "comma-separated" },
+    { "Port", NULL, CLI_INT, -1, 0, 1, 65535, "7801",
+      "management port of entries that give none" },
+    { "Force", NULL, CLI_SWITCH, -1, 0, 0, 0, NULL,
+      "replace the existing context; accept managers whose keys changed" },
+    { "TimeoutSec", NULL, CLI_INT, -1, 0, 1, 3600, "30",
+      "timeout of each request, in seconds" },
+    { "Parallel", NULL, CLI_SWITCH, -1, 0, 0, 0, NULL,
+      "contact the managers concurrently" },
+    END
+};
+static const cli_param_t p_new_store[] = {
+    { "Name", NULL, CLI_STR, 0, 1, 0, 0, NULL,
+      "name of the store (e.g. OrdersStore)" },
+    { "InstancePrefix", NULL, CLI_STR, -1, 1, 0, 0, NULL,
+      "instance names are <prefix>-<n> (orders-1, orders-2, ...)" },
+    { "InstanceCount", NULL, CLI_INT, -1, 0, 1, 1000, "1",
+      "instances per manager (machine)" },
+    { "ClustronPort", NULL, CLI_INT, -1, 0, 1, 65535, "7811",
+      "first cluster port on each machine (+1 per instance)" },
+    { "ClientPort", NULL, CLI_INT, -1, 0, 1, 65535, "7861",
+      "first client port on each machine (+1 per instance)" },
+    P_ADMIN,
+    END
+};
+static const cli_param_t p_get_store[] = {
+    { "Name", "StoreName", CLI_STR, 0, 0, 0, 0, NULL,
+      "one store, with its instances (default: every store)" },
+    P_ADMIN,
+    END
+};
+static const cli_param_t p_start_store[] = {
+    { "Name", "StoreName", CLI_STR, 0, 1, 0, 0, NULL, "the store" },
+    { "InstanceName", NULL, CLI_STR, -1, 0, 0, 0, NULL,
+      "only this instance (default: all)" },
+    P_ADMIN,
+    END
+};
+static const cli_param_t p_stop_store[] = {
+    { "Name", "StoreName", CLI_STR, 0, 1, 0, 0, NULL, "the store" },
+    { "InstanceName", NULL, CLI_STR, -1, 0, 0, 0, NULL,
+      "only this instance (default: all)" },
+    { "Force", NULL, CLI_SWITCH, -1, 0, 0, 0, NULL,
+      "kill at once instead of a graceful stop" },
+    P_ADMIN,
+    END
+};
+static const cli_param_t p_add_instance[] = {
+    { "StoreName", "Name", CLI_STR, 0, 1, 0, 0, NULL, "the store" },
+    { "InstanceName", NULL, CLI_STR, -1, 0, 0, 0, NULL,
+      "the new instance (single form)" },
+    { "ClustronPort", NULL, CLI_INT, -1, 0, 1, 65535, NULL,
+      "its cluster port (single form)" },
+    { "ClientPort", NULL, CLI_INT, -1, 0, 1, 65535, NULL,
+      "its client port (single form)" },
+    { "Nodes", NULL, CLI_LIST, -1, 0, 0, 0, NULL,
+      "several: @{ InstanceName = 'orders-2'; ClustronPort = 7812; "
+      "ClientPort = 7862 },... or name:clustronPort:clientPort,..." },
+    { "Manager", NULL, CLI_STR, -1, 0, 0, 0, NULL,
+      "the manager that runs them (default: the first connected)" },
+    P_ADMIN,
+    END
+};
+static const cli_param_t p_watch_metrics[] = {
+    { "StoreName", "Name", CLI_STR, 0, 1, 0, 0, NULL, "the store" },
+    { "RefreshSec", NULL, CLI_INT, -1, 0, 1, 60, "1",
+      "seconds between refreshes" },
+    { "Count", NULL, CLI_INT, -1, 0, 1, I64MAX, NULL,
+      "(dkv, for scripts) stop after this many refreshes" },
+    { "Managers", NULL, CLI_LIST, -1, 0, 0, 0, NULL,
+      "managers (default: the Connect-DkvManager context)" },
+    { "Port", NULL, CLI_INT, -1, 0, 1, 65535, "7801",
+      "management port of entries that give none" },
+    { "TimeoutSec", NULL, CLI_INT, -1, 0, 1, 3600, "30",
+      "timeout of each metrics request, in seconds" },
+    END
+};
+
 /* ------------------------------------------------------------ commands */
 
 const cli_cmd_t cli_commands[] = {
@@ -222,6 +317,22 @@ const cli_cmd_t cli_commands[] = {
       p_benchmark, cli_cmd_benchmark, 0 },
     { "Stress-DkvStore", "long-running mixed load for stability",
       p_stress, cli_cmd_stress, 0 },
+    { "Connect-DkvManager", "(admin) connect to the managers and keep "
+      "them for this user", p_connect_manager, cli_cmd_connect_manager, 0 },
+    { "New-DkvStore", "(admin) create a store on every connected manager",
+      p_new_store, cli_cmd_new_store, 0 },
+    { "Get-DkvStore", "(admin) status of the stores, or of one store",
+      p_get_store, cli_cmd_get_store, 0 },
+    { "Start-DkvStore", "(admin) start a store's instances", p_start_store,
+      cli_cmd_start_store, 0 },
+    { "Stop-DkvStore", "(admin) stop a store's instances", p_stop_store,
+      cli_cmd_stop_store, 0 },
+    { "Add-DkvInstance", "(admin) add instances to a store",
+      p_add_instance, cli_cmd_add_instance, 0 },
+    { "Watch-DkvStoreMetrics", "(admin) live metrics of a store's nodes "
+      "until Ctrl+C", p_watch_metrics, cli_cmd_watch_metrics, 0 },
+    { "Get-DkvAdminKey", "(admin) print your admin key's authorized-keys "
+      "line", p_none, cli_cmd_admin_key, 0 },
     { NULL, NULL, NULL, NULL, 0 }
 };
 

@@ -273,7 +273,24 @@ cli_session_token(const cli_session_t *s, apr_pool_t *pool)
     }
     {
         const char *env = getenv("DKV_TOKEN");
-        return (env != NULL && env[0] != '\0') ? env : NULL;
+        if (env != NULL && env[0] != '\0') {
+            return env;
+        }
+    }
+    /* The token New-DkvStore saved for this store, if any. */
+    {
+        const char *dir;
+        cli_session_t saved;
+
+        if (s->store == NULL || strchr(s->store, '/') != NULL ||
+            strchr(s->store, '\\') != NULL ||
+            dkv_plat_user_dir(&dir, pool) != DKV_OK) {
+            return NULL;
+        }
+        memset(&saved, 0, sizeof(saved));
+        saved.token_file = apr_pstrcat(pool, dir, "/tokens/", s->store,
+                                       ".token", NULL);
+        return cli_session_token(&saved, pool);
     }
 }
 
