@@ -4,12 +4,14 @@ Makefile.am.
 
 Makefile.am is the source of truth.  This script reads its source lists
 (libdkv_core_la_SOURCES as the Windows branch of `if DKV_WIN32` sees it,
-tests_unit_runner_SOURCES, the installed headers) and compares them with the
+tests_unit_runner_SOURCES and those of the convenience libraries the runner
+links, the installed headers) and compares them with the
 ClCompile/ClInclude items of win32/libdkv.vcxproj and win32/dkv-tests.vcxproj
-(and of the program projects in PROGRAM_PROJECTS, such as dkv-node.vcxproj).
+(and of the program projects in PROGRAM_PROJECTS: dkv-node.vcxproj,
+dkv-manager.vcxproj and dkv.vcxproj).
 It also checks that:
-  - every win32 XML file is well-formed, and dkv.sln names both projects
-    with the GUIDs the projects declare;
+  - every win32 XML file is well-formed, and dkv.sln names every project
+    with the GUID the project declares;
   - win32/config-win32.h mentions exactly the DKV_HAVE_* (and other DKV_*)
     macros configure.ac can define;
   - every C file under src/ platform/ tests/ examples/ bench/ is listed in
@@ -91,6 +93,26 @@ def sources(variables, name):
             if w.endswith((".c", ".h"))]
 
 
+def linked_libs(variables, prefix):
+    """The *_SOURCES variables of the convenience libraries (noinst .la)
+    that PREFIX (a canonical program name such as dkv_node) links through
+    PREFIX_LDADD, except libdkv-core.la, which the Visual Studio projects
+    get from libdkv.vcxproj."""
+    noinst = expand(variables.get("noinst_LTLIBRARIES", []), variables)
+    out = []
+    for w in expand(variables.get(prefix + "_LDADD", []), variables):
+        if w.endswith(".la") and w in noinst and w != "libdkv-core.la":
+            out.append(re.sub(r"[^A-Za-z0-9]", "_", w) + "_SOURCES")
+    return out
+
+
+def program_sources(variables, prefix):
+    """The sources a Visual Studio project of program PREFIX compiles:
+    its own and those of the convenience libraries it links."""
+    return [p for n in [prefix + "_SOURCES"] + linked_libs(variables, prefix)
+            for p in sources(variables, n)]
+
+
 # ------------------------------------------------------------- vcxproj
 
 def norm_vs_path(p):
@@ -138,12 +160,15 @@ def fix_project(path, groups):
         f.write(text.replace("\r\n", "\n"))
 
 
-# Program projects: each vcxproj compiles the sources of these Makefile.am
-# variables (as the Windows branch sees them).  Checked, and rewritten by
-# --fix, when the project file exists.
+# Program projects: each vcxproj compiles the sources of a program of
+# Makefile.am (as the Windows branch sees it): the program's own and those
+# of the convenience libraries its _LDADD links besides libdkv-core (which
+# the projects get from libdkv.vcxproj).  Each must exist; checked, and its
+# source item groups rewritten by --fix.
 PROGRAM_PROJECTS = [
-    ("win32/dkv-node.vcxproj", ["dkv_node_SOURCES",
-                                "libdkv_node_la_SOURCES"]),
+    ("win32/dkv-node.vcxproj", "dkv_node"),
+    ("win32/dkv-manager.vcxproj", "dkv_manager"),
+    ("win32/dkv.vcxproj", "dkv"),
 ]
 
 
@@ -162,7 +187,9 @@ def main(argv):
     every = parse_makefile_am("Makefile.am", None)
 
     lib_src = sources(win, "libdkv_core_la_SOURCES")
-    test_src = sources(win, "tests_unit_runner_SOURCES")
+    # The runner's own sources and those of the libraries it links
+    # (libdkv-node, libdkv-admin, ...), as for the program projects.
+    test_src = program_sources(win, "tests_unit_runner")
     public = sources(win, "include_HEADERS") + sources(
         win, "dkvinclude_HEADERS")
     if not lib_src or not test_src or not public:
@@ -185,9 +212,17 @@ def main(argv):
               % (lib_proj, test_proj))
 
     programs = {}
-    for proj, names in PROGRAM_PROJECTS:
-        if os.path.exists(proj):
-            programs[proj] = [p for n in names for p in sources(win, n)]
+    for proj, prefix in PROGRAM_PROJECTS:
+        names = [prefix + "_SOURCES"] + linked_libs(win, prefix)
+        for n in names:
+            if not sources(win, n):
+                problems.append("Makefile.am: cannot find %s (for %s)"
+                                % (n, proj))
+        if not os.path.exists(proj):
+            problems.append("%s is missing (it builds %s)"
+                            % (proj, ", ".join(names)))
+        else:
+            programs[proj] = program_sources(win, prefix)
             if fix:
                 fix_project(proj, {
                     "Sources": ("ClCompile", [p for p in programs[proj]
@@ -232,11 +267,12 @@ def main(argv):
                     vs_items(trees[proj], "ClInclude"), problems)
 
     # Every listed file exists.
-    for p in sorted(set(lib_src + test_src + public)):
+    for p in sorted(set(lib_src + test_src + public
+                        + [x for v in programs.values() for x in v])):
         if not os.path.exists(p):
             problems.append("Makefile.am lists %s, which does not exist" % p)
 
-    # The solution names both projects with their GUIDs.
+    # The solution names every project with its GUID.
     try:
         sln = open("win32/dkv.sln", encoding="utf-8-sig").read()
         for path, t in trees.items():
