@@ -2,8 +2,9 @@
 # run.sh -- the two commands of the README, on a fresh Debian/Ubuntu machine.
 #
 #   scripts/run.sh demo   install dependencies, build in build/, run the demo
-#                         (examples/demo, scripts/demo-node.sh, then
-#                         scripts/demo-cluster.sh)
+#                         (examples/demo, scripts/demo-node.sh,
+#                         scripts/demo-cluster.sh, then
+#                         scripts/demo-manager.sh)
 #   scripts/run.sh test   install dependencies, then run every test stage:
 #       native      build/ with --enable-werror, make check
 #       asan        build-asan/ with ASan+UBSan (clang when present), make check
@@ -135,7 +136,9 @@ windeps_complete() {
     for f in lib/libapr-1.a lib/liblmdb.a lib/libsodium.a lib/libcunit.a \
              lib/pkgconfig/apr-1.pc lib/pkgconfig/lmdb.pc \
              lib/pkgconfig/libsodium.pc lib/pkgconfig/cunit.pc \
-             lib/libjansson.a lib/pkgconfig/jansson.pc; do
+             lib/libjansson.a lib/pkgconfig/jansson.pc \
+             lib/libmicrohttpd.a lib/pkgconfig/libmicrohttpd.pc \
+             lib/libcurl.a lib/pkgconfig/libcurl.pc; do
         [ -f "$WINDEPS/prefix/$f" ] || return 1
     done
 }
@@ -145,7 +148,7 @@ stage_windows() {
     if windeps_complete; then
         echo "mingw dependencies: reusing $P"
     else
-        echo "mingw dependencies: building into $P (about 2 minutes)"
+        echo "mingw dependencies: building into $P (about 4 minutes)"
         local sudo=
         [ "$(id -u)" = 0 ] || sudo="sudo -E"
         $sudo bash "$TOP/scripts/mingw-deps.sh" "$WINDEPS" \
@@ -231,7 +234,9 @@ demo)
     banner "dkv-node and the dkv ClientShell commands"
     sh "$TOP/scripts/demo-node.sh" "$TOP/build"
     banner "a store of three nodes: replication and failover"
-    exec sh "$TOP/scripts/demo-cluster.sh" "$TOP/build"
+    sh "$TOP/scripts/demo-cluster.sh" "$TOP/build"
+    banner "dkv-manager and the AdminShell: a store made by the manager"
+    exec sh "$TOP/scripts/demo-manager.sh" "$TOP/build"
     ;;
 test)
     install_deps --windows --dev
