@@ -9,7 +9,7 @@
  * Exit codes of the admin commands: CLI_EXIT_OK only when every row
  * succeeded; CLI_EXIT_USAGE for a bad command line; CLI_EXIT_NOTCONN when
  * no managers are connected; CLI_EXIT_CONNECT when a manager could not be
- * reached or refused the admin's key; CLI_EXIT_FAILED otherwise.
+ * reached; CLI_EXIT_FAILED otherwise (a refused admin key included).
  */
 #ifndef DKV_CLI_ADMIN_H
 #define DKV_CLI_ADMIN_H

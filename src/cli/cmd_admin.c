@@ -542,7 +542,7 @@ cli_cmd_new_store(cli_ctx_t *ctx)
         rc = finish(ctx, rows, unreachable);
         if (path != NULL) {
             note(ctx, apr_psprintf(ctx->pool, "The client token of %s is "
-                                   "saved in %s (mode 0600); "
+                                   "saved in %s (readable by you only); "
                                    "Connect-DkvStore -StoreName %s uses it. "
                                    "Start the store with Start-DkvStore %s.",
                                    name, path, name, name));

@@ -491,7 +491,8 @@ run_command(int argc, const char *const *argv, int interactive,
         return CLI_EXIT_USAGE;
     }
     if (argc == 2 && (strcmp(argv[1], "-?") == 0 ||
-                      cli_strcasecmp(argv[1], "-Help") == 0)) {
+                      cli_strcasecmp(argv[1], "-Help") == 0 ||
+                      cli_strcasecmp(argv[1], "--help") == 0)) {
         help_command(cmd, pool);
         return CLI_EXIT_OK;
     }

@@ -423,6 +423,89 @@ parse_admin_key(dkv_admin_key_t *key, char *text)
     return ok;
 }
 
+/* Makes a new key pair and its key file's text into *TEXT (sodium_malloc'd
+ * and NUL-terminated; the caller frees it). */
+typedef dkv_status_t (key_maker_fn)(char **text);
+
+/* A new admin key: "dkv-admin-key-v1 <base64 secret key>\n". */
+static dkv_status_t
+make_admin_text(char **text)
+{
+    size_t cap = sizeof(ADMIN_KEY_TAG) + 2
+        + sodium_base64_encoded_len(crypto_sign_SECRETKEYBYTES, B64);
+    unsigned char pk[crypto_sign_PUBLICKEYBYTES];
+    unsigned char *sk = sodium_malloc(crypto_sign_SECRETKEYBYTES);
+    char *out = sodium_malloc(cap);
+
+    if (sk == NULL || out == NULL) {
+        sodium_free(sk);
+        sodium_free(out);
+        return dkv_error_set(APR_ENOMEM, "out of secure memory");
+    }
+    crypto_sign_keypair(pk, sk);
+    memcpy(out, ADMIN_KEY_TAG, sizeof(ADMIN_KEY_TAG));
+    append_b64(out, cap, sk, crypto_sign_SECRETKEYBYTES);
+    append_nl(out, cap);
+    sodium_free(sk);
+    *text = out;
+    return DKV_OK;
+}
+
+/* New manager keys: the tag, then the signing secret key, the sealing
+ * secret key and the sealing public key in base64. */
+static dkv_status_t
+make_manager_text(char **text)
+{
+    size_t cap = sizeof(MANAGER_KEY_TAG) + 4
+        + sodium_base64_encoded_len(crypto_sign_SECRETKEYBYTES, B64)
+        + 2 * sodium_base64_encoded_len(crypto_box_SECRETKEYBYTES, B64);
+    dkv_manager_keys_t *fresh = sodium_malloc(sizeof(*fresh));
+    char *out = sodium_malloc(cap);
+
+    if (fresh == NULL || out == NULL) {
+        sodium_free(fresh);
+        sodium_free(out);
+        return dkv_error_set(APR_ENOMEM, "out of secure memory");
+    }
+    crypto_sign_keypair(fresh->sign_pk, fresh->sign_sk);
+    crypto_box_keypair(fresh->box_pk, fresh->box_sk);
+    memcpy(out, MANAGER_KEY_TAG, sizeof(MANAGER_KEY_TAG));
+    append_b64(out, cap, fresh->sign_sk, sizeof(fresh->sign_sk));
+    append_b64(out, cap, fresh->box_sk, sizeof(fresh->box_sk));
+    append_b64(out, cap, fresh->box_pk, sizeof(fresh->box_pk));
+    append_nl(out, cap);
+    sodium_free(fresh);
+    *text = out;
+    return DKV_OK;
+}
+
+/* Reads key file PATH (in DIR) into *TEXT (sodium_malloc'd), making it
+ * first with MAKE when it does not exist (*MADE 1 then). */
+static dkv_status_t
+key_file_text(char **text, int *made, const char *dir, const char *path,
+              key_maker_fn *make, apr_pool_t *pool)
+{
+    dkv_status_t rv = read_key_file(text, path, pool);
+    char *out;
+
+    *made = 0;
+    if (APR_STATUS_IS_ENOENT(rv)) {
+        if ((rv = make_dir(dir, pool)) != DKV_OK
+            || (rv = make(&out)) != DKV_OK
+            || (rv = write_secret_text(path, out, pool)) != DKV_OK) {
+            return rv;
+        }
+        *made = 1;
+        /* Read back what is there now (another process may have made
+         * the file at the same time: then both use the surviving key). */
+        rv = read_key_file(text, path, pool);
+        if (APR_STATUS_IS_ENOENT(rv)) {
+            return dkv_error_set(rv, "key file %s vanished", path);
+        }
+    }
+    return rv;
+}
+
 dkv_status_t
 dkv_admin_key_load(dkv_admin_key_t **key, int *created, const char *dir,
                    apr_pool_t *pool)
@@ -443,41 +526,8 @@ dkv_admin_key_load(dkv_admin_key_t **key, int *created, const char *dir,
         return rv;
     }
     path = key_path(dir, ADMIN_KEY_FILE, pool);
-    rv = read_key_file(&text, path, pool);
-    if (APR_STATUS_IS_ENOENT(rv)) {
-        size_t cap = sizeof(ADMIN_KEY_TAG) + 2
-            + sodium_base64_encoded_len(crypto_sign_SECRETKEYBYTES, B64);
-        unsigned char pk[crypto_sign_PUBLICKEYBYTES];
-        unsigned char *sk;
-        char *out;
-
-        if ((rv = make_dir(dir, pool)) != DKV_OK) {
-            return rv;
-        }
-        sk = sodium_malloc(crypto_sign_SECRETKEYBYTES);
-        out = sodium_malloc(cap);
-        if (sk == NULL || out == NULL) {
-            sodium_free(sk);
-            sodium_free(out);
-            return dkv_error_set(APR_ENOMEM, "out of secure memory");
-        }
-        crypto_sign_keypair(pk, sk);
-        memcpy(out, ADMIN_KEY_TAG, sizeof(ADMIN_KEY_TAG));
-        append_b64(out, cap, sk, crypto_sign_SECRETKEYBYTES);
-        append_nl(out, cap);
-        sodium_free(sk);
-        if ((rv = write_secret_text(path, out, pool)) != DKV_OK) {
-            return rv;
-        }
-        made = 1;
-        /* Read back what is there now (another process may have made
-         * the file at the same time: then both use the surviving key). */
-        rv = read_key_file(&text, path, pool);
-    }
-    if (rv != DKV_OK) {
-        if (APR_STATUS_IS_ENOENT(rv)) {
-            return dkv_error_set(rv, "key file %s vanished", path);
-        }
+    if ((rv = key_file_text(&text, &made, dir, path, make_admin_text,
+                            pool)) != DKV_OK) {
         return rv;
     }
     k = sodium_malloc(sizeof(*k));
@@ -1103,42 +1153,8 @@ dkv_manager_keys_load(dkv_manager_keys_t **keys, int *created,
         return rv;
     }
     path = key_path(dir, MANAGER_KEY_FILE, pool);
-    rv = read_key_file(&text, path, pool);
-    if (APR_STATUS_IS_ENOENT(rv)) {
-        size_t cap = sizeof(MANAGER_KEY_TAG) + 4
-            + sodium_base64_encoded_len(crypto_sign_SECRETKEYBYTES, B64)
-            + 2 * sodium_base64_encoded_len(crypto_box_SECRETKEYBYTES, B64);
-        dkv_manager_keys_t *fresh;
-        char *out;
-
-        if ((rv = make_dir(dir, pool)) != DKV_OK) {
-            return rv;
-        }
-        fresh = sodium_malloc(sizeof(*fresh));
-        out = sodium_malloc(cap);
-        if (fresh == NULL || out == NULL) {
-            sodium_free(fresh);
-            sodium_free(out);
-            return dkv_error_set(APR_ENOMEM, "out of secure memory");
-        }
-        crypto_sign_keypair(fresh->sign_pk, fresh->sign_sk);
-        crypto_box_keypair(fresh->box_pk, fresh->box_sk);
-        memcpy(out, MANAGER_KEY_TAG, sizeof(MANAGER_KEY_TAG));
-        append_b64(out, cap, fresh->sign_sk, sizeof(fresh->sign_sk));
-        append_b64(out, cap, fresh->box_sk, sizeof(fresh->box_sk));
-        append_b64(out, cap, fresh->box_pk, sizeof(fresh->box_pk));
-        append_nl(out, cap);
-        sodium_free(fresh);
-        if ((rv = write_secret_text(path, out, pool)) != DKV_OK) {
-            return rv;
-        }
-        made = 1;
-        rv = read_key_file(&text, path, pool);
-    }
-    if (rv != DKV_OK) {
-        if (APR_STATUS_IS_ENOENT(rv)) {
-            return dkv_error_set(rv, "key file %s vanished", path);
-        }
+    if ((rv = key_file_text(&text, &made, dir, path, make_manager_text,
+                            pool)) != DKV_OK) {
         return rv;
     }
     k = sodium_malloc(sizeof(*k));

@@ -403,3 +403,30 @@ dkv_config_print_help(const dkv_config_opt_t *opts, FILE *out)
         }
     }
 }
+
+/* See config.h. */
+dkv_status_t
+dkv_config_write_port_file(const char *path, unsigned port,
+                           apr_pool_t *pool)
+{
+    const char *tmp = apr_pstrcat(pool, path, ".tmp", NULL);
+    const char *text = apr_psprintf(pool, "%u\n", port);
+    apr_file_t *file;
+    apr_status_t rv;
+    char err[120];
+
+    rv = apr_file_open(&file, tmp, APR_FOPEN_WRITE | APR_FOPEN_CREATE
+                       | APR_FOPEN_TRUNCATE, APR_FPROT_OS_DEFAULT, pool);
+    if (rv == APR_SUCCESS) {
+        rv = apr_file_write_full(file, text, strlen(text), NULL);
+        apr_file_close(file);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = apr_file_rename(tmp, path, pool);
+    }
+    if (rv != APR_SUCCESS) {
+        return dkv_error_set(rv, "cannot write port file %s: %s", path,
+                             apr_strerror(rv, err, sizeof(err)));
+    }
+    return DKV_OK;
+}

@@ -68,4 +68,10 @@ void dkv_config_print_help(const dkv_config_opt_t *opts, FILE *out);
  * DKV_OK or DKV_EINVAL. */
 dkv_status_t dkv_config_parse_size(uint64_t *value, const char *text);
 
+/* Writes PORT as a decimal number and a newline to PATH, atomically (a
+ * temporary file renamed over it), for a server's --port-file.  Returns
+ * DKV_OK or the APR status with a message naming PATH. */
+dkv_status_t dkv_config_write_port_file(const char *path, unsigned port,
+                                        apr_pool_t *pool);
+
 #endif /* DKV_COMMON_CONFIG_H */

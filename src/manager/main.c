@@ -213,30 +213,6 @@ default_node_bin(const char *argv0, apr_pool_t *pool)
     return apr_pstrcat(pool, "dkv-node", exe, NULL);
 }
 
-static dkv_status_t
-write_port_file(const char *path, unsigned port, apr_pool_t *pool)
-{
-    const char *tmp = apr_pstrcat(pool, path, ".tmp", NULL);
-    const char *text = apr_psprintf(pool, "%u\n", port);
-    apr_file_t *file;
-    apr_status_t rv;
-    char err[120];
-
-    rv = apr_file_open(&file, tmp, APR_FOPEN_WRITE | APR_FOPEN_CREATE
-                       | APR_FOPEN_TRUNCATE, APR_FPROT_OS_DEFAULT, pool);
-    if (rv == APR_SUCCESS) {
-        rv = apr_file_write_full(file, text, strlen(text), NULL);
-        apr_file_close(file);
-    }
-    if (rv == APR_SUCCESS) {
-        rv = apr_file_rename(tmp, path, pool);
-    }
-    if (rv != APR_SUCCESS) {
-        return dkv_error_set(rv, "cannot write port file %s: %s", path,
-                             apr_strerror(rv, err, sizeof(err)));
-    }
-    return DKV_OK;
-}
 
 /* Makes the authorized-keys file PATH trusting the admin key of the user
  * the manager runs as (made now if that user has none). */
@@ -475,7 +451,8 @@ main(int argc, const char *const *argv)
         return fail(msg);
     }
     if (set.port_file != NULL
-        && write_port_file(set.port_file, srv->bound_port, pool) != DKV_OK) {
+        && dkv_config_write_port_file(set.port_file, srv->bound_port,
+                                      pool) != DKV_OK) {
         dkv_log(DKV_LOG_ERROR, "%s", dkv_last_error());
     }
     /* The nodes that were running come back in the background, so the

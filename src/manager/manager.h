@@ -176,6 +176,11 @@ dkv_status_t mgr_port_check(const char *bind, uint16_t port,
 
 /* ------------------------------------------------------------- nodectl */
 
+/* The address to reach a node listening on BIND from this machine:
+ * loopback for the wildcards, "localhost" and when unset (the admin
+ * connection must come from this machine), else BIND itself. */
+const char *mgr_local_addr(const char *bind);
+
 /* One request to a local node on 127.0.0.1 (or BIND) : CLIENT_PORT with
  * the admin token, within TIMEOUT_MS.  Return the node's status. */
 typedef struct mgr_members {

@@ -23,11 +23,9 @@ typedef struct conn {
     const char *peer;              /* "store/instance on port N" */
 } conn_t;
 
-/* The address to reach a node listening on BIND: loopback for the
- * wildcards and when unset (the admin connection must come from
- * loopback), else BIND itself. */
-static const char *
-node_addr(const char *bind)
+/* See manager.h. */
+const char *
+mgr_local_addr(const char *bind)
 {
     if (bind == NULL || bind[0] == '\0' || strcmp(bind, "0.0.0.0") == 0
         || strcmp(bind, "localhost") == 0) {
@@ -173,7 +171,7 @@ open_conn(conn_t *c, const mgr_node_spec_t *spec, int timeout_ms,
     dkv_response_t res;
     apr_status_t rv;
     dkv_status_t st;
-    const char *addr = node_addr(spec->bind);
+    const char *addr = mgr_local_addr(spec->bind);
     char e[120];
 
     memset(c, 0, sizeof(*c));

@@ -101,21 +101,6 @@ now_ms(void)
     return (int64_t)(apr_time_now() / 1000);
 }
 
-/* The address to reach a node listening on BIND from this machine:
- * loopback for wildcards (and when unset), else BIND itself. */
-static const char *
-local_addr(const char *bind)
-{
-    if (bind == NULL || bind[0] == '\0' || strcmp(bind, "0.0.0.0") == 0
-        || strcmp(bind, "localhost") == 0) {
-        return "127.0.0.1";
-    }
-    if (strcmp(bind, "::") == 0 || strcmp(bind, "[::]") == 0) {
-        return "::1";
-    }
-    return bind;
-}
-
 /* 1 when BIND:PORT accepts a TCP connection within TIMEOUT. */
 static int
 port_accepts(const char *bind, uint16_t port, apr_interval_time_t timeout,
@@ -129,7 +114,7 @@ port_accepts(const char *bind, uint16_t port, apr_interval_time_t timeout,
     if (apr_pool_create(&p, pool) != APR_SUCCESS) {
         return 0;
     }
-    if (apr_sockaddr_info_get(&sa, local_addr(bind), APR_UNSPEC, port, 0,
+    if (apr_sockaddr_info_get(&sa, mgr_local_addr(bind), APR_UNSPEC, port, 0,
                               p) == APR_SUCCESS
         && apr_socket_create(&sock, sa->family, SOCK_STREAM, APR_PROTO_TCP,
                              p) == APR_SUCCESS) {

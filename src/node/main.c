@@ -423,32 +423,6 @@ load_token(unsigned char **digest, const char *path, apr_pool_t *pool)
     return DKV_OK;
 }
 
-/* Writes PORT to PATH (through a temporary file and a rename, so readers
- * never see half of it). */
-static dkv_status_t
-write_port_file(const char *path, apr_port_t port, apr_pool_t *pool)
-{
-    const char *tmp = apr_pstrcat(pool, path, ".tmp", NULL);
-    const char *text = apr_psprintf(pool, "%u\n", (unsigned)port);
-    apr_file_t *file;
-    apr_status_t rv;
-    char err[120];
-
-    rv = apr_file_open(&file, tmp, APR_FOPEN_WRITE | APR_FOPEN_CREATE
-                       | APR_FOPEN_TRUNCATE, APR_FPROT_OS_DEFAULT, pool);
-    if (rv == APR_SUCCESS) {
-        rv = apr_file_write_full(file, text, strlen(text), NULL);
-        apr_file_close(file);
-    }
-    if (rv == APR_SUCCESS) {
-        rv = apr_file_rename(tmp, path, pool);
-    }
-    if (rv != APR_SUCCESS) {
-        return dkv_error_set(rv, "cannot write port file %s: %s", path,
-                             apr_strerror(rv, err, sizeof(err)));
-    }
-    return DKV_OK;
-}
 
 static void
 on_stop(void *baton, const char *reason)
@@ -680,7 +654,8 @@ main(int argc, const char *const *argv)
 
     /* ----- serving */
     if (set.port_file != NULL
-        && write_port_file(set.port_file, node->port, pool) != DKV_OK) {
+        && dkv_config_write_port_file(set.port_file, node->port,
+                                      pool) != DKV_OK) {
         dkv_log(DKV_LOG_ERROR, "%s", dkv_last_error());
     }
     if (nmembers > 1) {
