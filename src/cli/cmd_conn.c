@@ -90,9 +90,13 @@ cli_cmd_connect(cli_ctx_t *ctx)
         cli_set_outcome(o, rv);
         cli_log(store, ctx->pool, "ERROR connect %s: %s", addr, msg);
         cli_print(ctx, o);
-        cli_error(ctx, "cannot connect to %s: %s; check the endpoints and "
-                  "that the node runs (and -Token if the store has one)",
-                  store, msg);
+        cli_error(ctx, "cannot connect to %s: %s; is the store started "
+                  "(Start-DkvStore %s; Get-DkvStore %s shows its "
+                  "instances)?  Is each endpoint the node's reachable "
+                  "<host>:<clientPort>, open in that machine's firewall "
+                  "(client ports 7861-7899 by default)?  A store made by "
+                  "New-DkvStore needs its token (saved for you, or "
+                  "-Token)", store, msg, store, store);
         cli_close_cached();
         return cli_exit_for(rv) == CLI_EXIT_OK ? CLI_EXIT_FAILED
                                                : cli_exit_for(rv);
