@@ -197,6 +197,11 @@ print_summaries() {
             grep -E '^fault: .*(PASS|FAIL)|^fault: [0-9]+ scenarios|^SKIP' \
                 "$TOP/$d/tests/fault/run-fault.log" || true
         fi
+        if ls "$TOP/$d"/tests/admin/*.log >/dev/null 2>&1; then
+            echo "-- $d/tests/admin (manager and AdminShell, real processes):"
+            grep -h -E '^[a-z-]+: [0-9]+ checks, [0-9]+ failed|^SKIP' \
+                "$TOP/$d"/tests/admin/*.log || true
+        fi
         if [ -f "$TOP/$d/test-suite.log" ]; then
             echo "-- $d (automake harness):"
             grep -E '^# (TOTAL|PASS|SKIP|XFAIL|FAIL|XPASS|ERROR):' \
@@ -236,7 +241,10 @@ demo)
     banner "a store of three nodes: replication and failover"
     sh "$TOP/scripts/demo-cluster.sh" "$TOP/build"
     banner "dkv-manager and the AdminShell: a store made by the manager"
-    exec sh "$TOP/scripts/demo-manager.sh" "$TOP/build"
+    # The manager and its store stay up for you to connect to (the script
+    # prints how, and how to stop them); DKV_DEMO_KEEP=0 stops them.
+    DKV_DEMO_KEEP=${DKV_DEMO_KEEP:-1} \
+        exec sh "$TOP/scripts/demo-manager.sh" "$TOP/build"
     ;;
 test)
     install_deps --windows --dev
