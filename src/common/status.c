@@ -88,11 +88,16 @@ dkv_last_error(void)
 dkv_status_t
 dkv_error_set(dkv_status_t status, const char *fmt, ...)
 {
+    char msg[sizeof(last_error)];
     va_list ap;
 
+    /* Formatted apart first: an argument may be dkv_last_error() itself
+     * ("%s: %s", where, dkv_last_error()), and vsnprintf must not read
+     * the buffer it writes. */
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof(last_error), fmt, ap);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    memcpy(last_error, msg, sizeof(last_error));
     return status;
 }
 

@@ -37,7 +37,8 @@
 /* Records MESSAGE (printf-style) as the calling thread's last error and
  * returns STATUS, so callers write `return dkv_error_set(DKV_EINVAL, ...)`.
  * FMT is C99 printf (%zu and PRIu64 work; APR's own %pm extensions do
- * not).  The message is truncated to 255 bytes.  Thread-safe. */
+ * not).  The message is truncated to 255 bytes.  An argument may be
+ * dkv_last_error() itself, to prefix the error so far.  Thread-safe. */
 dkv_status_t dkv_error_set(dkv_status_t status, const char *fmt, ...)
     DKV_PRINTF(2, 3);
 

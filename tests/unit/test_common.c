@@ -91,6 +91,11 @@ last_error_set_and_clear(void)
     big[sizeof(big) - 1] = '\0';
     dkv_error_set(DKV_EINVAL, "%s", big);
     DKV_EXPECT_UINT_EQ(strlen(dkv_last_error()), DKV_ERROR_MAX);
+
+    /* The error so far may be an argument: it is prefixed, not garbled. */
+    dkv_error_set(DKV_EINVAL, "bad size '9Q'");
+    dkv_error_set(DKV_EINVAL, "%s: %s", "line 3", dkv_last_error());
+    DKV_EXPECT_STR_EQ(dkv_last_error(), "line 3: bad size '9Q'");
     dkv_error_clear();
 }
 
