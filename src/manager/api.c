@@ -157,6 +157,7 @@ read_secret(unsigned char *secret, const mgr_server_t *srv,
         }
     }
     if (rv != APR_SUCCESS) {
+        sodium_memzero(buf, sizeof(buf));
         return dkv_error_set(rv, "cannot read the secret of store %s (%s): "
                              "%s", store, path,
                              apr_strerror(rv, err, sizeof(err)));
@@ -1450,6 +1451,10 @@ mgr_api_start(mgr_resp_t *resp, mgr_server_t *srv, const mgr_req_t *req,
         if (strcmp(code, "PortInUse") == 0 || strcmp(code, "Conflict") == 0
             || strcmp(code, "PortOutOfRange") == 0) {
             http = 409;
+        } else if (strcmp(code, "BadRequest") == 0) {
+            http = 400;
+        } else if (strcmp(code, "Internal") == 0) {
+            http = 500;
         }
         mgr_resp_error(resp, req, http, code,
                        apr_psprintf(req->pool, "instance %s of store %s: %s",
@@ -1471,6 +1476,7 @@ mgr_api_stop(mgr_resp_t *resp, mgr_server_t *srv, const mgr_req_t *req,
     mgr_store_t *s = load_store(resp, srv, req, store);
     mgr_instance_t *in;
     const char *force = apr_table_get(req->args, "force"), *msg = NULL;
+    dkv_status_t st;
     int f = 0;
 
     if (s == NULL || (in = local_instance(resp, req, s, instance)) == NULL) {
@@ -1491,9 +1497,11 @@ mgr_api_stop(mgr_resp_t *resp, mgr_server_t *srv, const mgr_req_t *req,
         return;
     }
     in->want_running = 0;
-    if (mgr_sup_stop(srv->sup, store, instance, f, &msg, req->pool)
-        != DKV_OK) {
-        mgr_resp_error(resp, req, 500, "Internal",
+    st = mgr_sup_stop(srv->sup, store, instance, f, &msg, req->pool);
+    if (st != DKV_OK) {
+        /* DKV_ECONFLICT: a start or stop of it is in progress. */
+        mgr_resp_error(resp, req, st == DKV_ECONFLICT ? 409 : 500,
+                       st == DKV_ECONFLICT ? "Conflict" : "Internal",
                        apr_psprintf(req->pool, "instance %s of store %s did "
                                     "not stop: %s", instance, store,
                                     msg ? msg : dkv_last_error()));
@@ -1556,7 +1564,10 @@ mgr_api_resume(mgr_server_t *srv, apr_pool_t *pool)
                 "nodes: %s", dkv_last_error());
         return;
     }
-    apr_pool_create(&iter, pool);
+    if (apr_pool_create(&iter, pool) != APR_SUCCESS) {
+        dkv_log(DKV_LOG_ERROR, "out of memory: the nodes are not restarted");
+        return;
+    }
     for (i = 0; i < stores->nelts; i++) {
         mgr_store_t *s = DKV_ARRAY_IDX(stores, i, mgr_store_t *);
 

@@ -97,7 +97,7 @@ dkv_status_t mgr_registry_list(apr_array_header_t **stores,
 dkv_status_t mgr_registry_put(mgr_registry_t *reg, const mgr_store_t *store,
                               apr_pool_t *pool);
 /* Records NONCE (seen at NOW_MS) unless it is there: DKV_OK when new,
- * DKV_EEXISTS when replayed.  Drops nonces older than 2 windows. */
+ * DKV_ECONFLICT when replayed.  Drops nonces older than 2 windows. */
 dkv_status_t mgr_registry_nonce(mgr_registry_t *reg, const char *nonce,
                                 int64_t now_ms);
 
@@ -148,15 +148,19 @@ dkv_status_t mgr_sup_create(mgr_sup_t **sup, const mgr_config_t *cfg,
 /* Starts (or adopts, when its pid file names a live node of this
  * instance) the node of SPEC and waits until its client port accepts
  * connections or TIMEOUT_SEC passes.  Returns DKV_OK (*MSG "Started",
- * "Already running", "Adopted"), DKV_EEXISTS-free errors with *MSG the
- * operator's message: DKV_ECONFLICT + "PortInUse" (*CODE) when a port
- * is held, DKV_EUNAVAILABLE + "StartFailed" with the log's last lines. */
+ * "Already running", "Adopted"), or an error with *CODE and *MSG (the
+ * operator's message): DKV_ECONFLICT + "PortInUse" when a port is held,
+ * DKV_ECONFLICT + "Conflict" while another start or stop of the node is
+ * in progress, DKV_EUNAVAILABLE + "StartFailed" with the log's last
+ * lines, DKV_EINVAL + "BadRequest" for an incomplete SPEC. */
 dkv_status_t mgr_sup_start(mgr_sup_t *sup, const mgr_node_spec_t *spec,
                            int timeout_sec, const char **code,
                            const char **msg, apr_pool_t *pool);
 /* Stops the node (graceful, then killed after the stop timeout; FORCE:
- * killed at once) and waits for it.  *MSG: "Stopped", "Already
- * stopped", "Killed after 10 s". */
+ * killed at once) and waits for it.  DKV_OK with *MSG "Stopped",
+ * "Already stopped" or "Killed after 10 s"; DKV_ECONFLICT while a start
+ * or stop of it is in progress; DKV_EUNAVAILABLE when it outlived the
+ * kill.  *MSG says which. */
 dkv_status_t mgr_sup_stop(mgr_sup_t *sup, const char *store,
                           const char *instance, int force, const char **msg,
                           apr_pool_t *pool);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <apr_atomic.h>
 #include <apr_hash.h>
 #include <apr_strings.h>
 #include <apr_thread_cond.h>
@@ -52,7 +53,7 @@ struct mgr_metrics {
     apr_thread_mutex_t *lock;
     apr_thread_cond_t *cond;
     apr_thread_t *thread;
-    int quit;
+    volatile apr_uint32_t quit;    /* set under LOCK, read without too */
     mgr_sup_t *sup;
     apr_hash_t *nodes;             /* "store/instance" -> mnode_t */
 };
@@ -86,17 +87,21 @@ static void
 record(mgr_metrics_t *m, const mgr_node_spec_t *spec,
        const apr_array_header_t *stats, int64_t when)
 {
-    const char *key = apr_psprintf(m->pool, "%s/%s", spec->store,
-                                   spec->instance);
-    mnode_t *n = apr_hash_get(m->nodes, key, APR_HASH_KEY_STRING);
+    char key[2 * MGR_NAME_MAX + 2];
+    mnode_t *n;
     uint64_t *row;
     int i;
 
+    /* The key is copied into M's pool only for a new node: this runs
+     * every second for every node. */
+    apr_snprintf(key, sizeof(key), "%s/%s", spec->store, spec->instance);
+    n = apr_hash_get(m->nodes, key, APR_HASH_KEY_STRING);
     if (n == NULL) {
         n = apr_pcalloc(m->pool, sizeof(*n));
         apr_cpystrn(n->store, spec->store, sizeof(n->store));
         apr_cpystrn(n->instance, spec->instance, sizeof(n->instance));
-        apr_hash_set(m->nodes, key, APR_HASH_KEY_STRING, n);
+        apr_hash_set(m->nodes, apr_pstrdup(m->pool, key),
+                     APR_HASH_KEY_STRING, n);
     }
     n->node_id = spec->node_id;
     if (!same_names(n, stats)) {
@@ -186,7 +191,8 @@ sampler(apr_thread_t *thread, void *data)
         apr_thread_mutex_unlock(m->lock);
         apr_pool_clear(tick);
         running = mgr_sup_running(m->sup, tick);
-        for (i = 0; i < running->nelts && !m->quit; i++) {
+        for (i = 0; i < running->nelts && !apr_atomic_read32(&m->quit);
+             i++) {
             const mgr_node_spec_t *spec = &DKV_ARRAY_IDX(running, i,
                                                          mgr_node_spec_t);
             apr_array_header_t *stats;
@@ -255,7 +261,7 @@ mgr_metrics_destroy(mgr_metrics_t *m)
         return;
     }
     apr_thread_mutex_lock(m->lock);
-    m->quit = 1;
+    apr_atomic_set32(&m->quit, 1);
     apr_thread_cond_broadcast(m->cond);
     apr_thread_mutex_unlock(m->lock);
     apr_thread_join(&trv, m->thread);

@@ -57,9 +57,13 @@ send_request(conn_t *c, const dkv_request_t *req)
     dkv_wbuf_init(&wb, 0);
     st = dkv_proto_request_encode(&wb, req);
     if (st != DKV_OK) {
+        /* A copy: dkv_error_set cannot format its own buffer into it. */
+        char why[DKV_ERROR_MAX + 1];
+
+        apr_cpystrn(why, dkv_last_error(), sizeof(why));
         dkv_wbuf_free(&wb);
         return dkv_error_set(st, "%s: cannot encode the request: %s",
-                             c->peer, dkv_last_error());
+                             c->peer, why);
     }
     while (st == DKV_OK && off < wb.len) {
         apr_size_t n = wb.len - off;
@@ -145,8 +149,12 @@ read_response(dkv_response_t *res, conn_t *c, uint8_t op, apr_pool_t *pool)
     }
     st = dkv_proto_response_decode(res, &f, pool);
     if (st != DKV_OK) {
+        /* A copy: dkv_error_set cannot format its own buffer into it. */
+        char why[DKV_ERROR_MAX + 1];
+
+        apr_cpystrn(why, dkv_last_error(), sizeof(why));
         return dkv_error_set(DKV_ETRANSPORT, "%s: malformed answer: %s",
-                             c->peer, dkv_last_error());
+                             c->peer, why);
     }
     if (res->op == DKV_MSG_PROTOCOL_ERROR) {
         return dkv_error_set(res->status != DKV_OK ? res->status

@@ -30,6 +30,7 @@
 
 #include "manager/manager.h"
 #include "common/alloc.h"
+#include "common/log.h"
 #include "common/status.h"
 #include "platform/platform.h"
 #include "platform/proc.h"
@@ -463,6 +464,7 @@ node_exited(mgr_sup_t *sup, sup_node_t *n, apr_pool_t *pool)
     (void)apr_file_remove(n->pid_file, pool);
     if (n->stop_requested || n->state == MGR_STOPPING) {
         n->state = MGR_STOPPED;
+        n->stop_requested = 0;
         return;
     }
     last = log_last_line(n->log_file, pool);
@@ -481,12 +483,18 @@ node_exited(mgr_sup_t *sup, sup_node_t *n, apr_pool_t *pool)
                      n->quick_exits,
                      (int)(sup->crash_window_ms / 1000), n->exit_text,
                      last);
+        dkv_log(DKV_LOG_ERROR, "store %s instance %s: Failed, not restarted "
+                "again: %s", n->store, n->instance, n->last_error);
         return;
     }
     n->state = MGR_RESTARTING;
     n->restart_at_ms = now + restart_delay(sup, n->quick_exits);
     apr_snprintf(n->last_error, sizeof(n->last_error), "%s: %s",
                  n->exit_text, last);
+    dkv_log(DKV_LOG_WARN, "store %s instance %s: dkv-node %s; restarting "
+            "in %" APR_INT64_T_FMT " ms (log: %s)", n->store, n->instance,
+            n->exit_text, (apr_int64_t)(n->restart_at_ms - now),
+            n->log_file);
 }
 
 /* Reaps N's process if it ended (LOCK held); 1 when it did. */
@@ -573,10 +581,17 @@ supervisor(apr_thread_t *thread, void *data)
                 if (launch(sup, n, &err, tick) == DKV_OK) {
                     n->state = MGR_STARTING;
                     n->restarts++;
+                    dkv_log(DKV_LOG_INFO, "store %s instance %s: restarted "
+                            "(pid %" APR_INT64_T_FMT ", restart %u)",
+                            n->store, n->instance, (apr_int64_t)n->pid,
+                            n->restarts);
                 }
                 else {
                     n->state = MGR_FAILED;
                     apr_cpystrn(n->last_error, err, sizeof(n->last_error));
+                    dkv_log(DKV_LOG_ERROR, "store %s instance %s: Failed, "
+                            "cannot restart: %s", n->store, n->instance,
+                            err);
                 }
                 changed = 1;
             }
@@ -865,8 +880,9 @@ mgr_sup_start(mgr_sup_t *sup, const mgr_node_spec_t *spec, int timeout_sec,
         n->stop_requested = 1;
         n->state = MGR_STOPPING;
         signal_node(n, 0);
+        /* When it is gone, node_exited cleared stop_requested; when not,
+         * it stays set so that its exit is not taken for a crash. */
         (void)wait_gone(sup, n, now_ms() + 5000);
-        n->stop_requested = 0;
         n->state = MGR_FAILED;
         *msg = apr_psprintf(pool, "dkv-node for %s/%s did not accept "
                             "connections on client port %u within %d s; "
