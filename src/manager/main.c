@@ -488,6 +488,7 @@ main(int argc, const char *const *argv)
             srv->cfg.keep_nodes ? ": leaving the nodes running"
                                 : ": stopping the nodes");
     apr_atomic_set32(&srv->stopping, 1);
+    mgr_sup_quiesce(srv->sup);
     mgr_http_stop(srv);
     if (resumer != NULL) {
         apr_thread_join(&trv, resumer);

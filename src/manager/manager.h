@@ -168,6 +168,11 @@ void mgr_sup_status(mgr_node_status_t *out, mgr_sup_t *sup,
                     const char *store, const char *instance);
 /* The running nodes: an array of mgr_node_spec_t (copies, in POOL). */
 apr_array_header_t *mgr_sup_running(mgr_sup_t *sup, apr_pool_t *pool);
+/* The manager is stopping: starts in progress stop waiting for their
+ * nodes (they answer StartFailed at once; the nodes are stopped by
+ * mgr_sup_destroy with the others), so the HTTP server can stop without
+ * waiting out a start's timeout. */
+void mgr_sup_quiesce(mgr_sup_t *sup);
 /* Stops every node (unless the config keeps them) and the thread. */
 void mgr_sup_destroy(mgr_sup_t *sup);
 

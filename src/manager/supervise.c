@@ -71,6 +71,7 @@ struct mgr_sup {
     apr_thread_cond_t *cond;       /* broadcast when a node changes */
     apr_thread_t *thread;
     int quit;
+    int quiescing;                 /* the manager stops: no waiting */
     apr_hash_t *nodes;             /* "store/instance" -> sup_node_t */
     const char *node_bin;
     int stop_timeout_sec;
@@ -860,13 +861,24 @@ mgr_sup_start(mgr_sup_t *sup, const mgr_node_spec_t *spec, int timeout_sec,
         }
         apr_thread_mutex_lock(sup->lock);
         gone = n->pid != pid;
-        if (up || gone || now_ms() >= deadline) {
+        if (up || gone || now_ms() >= deadline || sup->quiescing) {
             break;                  /* with the lock */
         }
         apr_thread_cond_timedwait(sup->cond, sup->lock, 50000);
         apr_thread_mutex_unlock(sup->lock);
     }
     n->in_start = 0;
+    if (!up && n->pid == pid && sup->quiescing) {
+        /* Left starting: mgr_sup_destroy stops it with the others. */
+        n->busy = 0;
+        apr_thread_cond_broadcast(sup->cond);
+        apr_thread_mutex_unlock(sup->lock);
+        *code = "StartFailed";
+        *msg = apr_psprintf(pool, "the manager is stopping: the start of "
+                            "%s/%s was abandoned", spec->store,
+                            spec->instance);
+        return dkv_error_set(DKV_EUNAVAILABLE, "%s", *msg);
+    }
     if (up && n->pid == pid) {
         n->state = MGR_RUNNING;
         n->busy = 0;
@@ -904,6 +916,16 @@ mgr_sup_start(mgr_sup_t *sup, const mgr_node_spec_t *spec, int timeout_sec,
     apr_thread_mutex_unlock(sup->lock);
     *code = "StartFailed";
     return dkv_error_set(DKV_EUNAVAILABLE, "%s", *msg);
+}
+
+/* See manager.h. */
+void
+mgr_sup_quiesce(mgr_sup_t *sup)
+{
+    apr_thread_mutex_lock(sup->lock);
+    sup->quiescing = 1;
+    apr_thread_cond_broadcast(sup->cond);
+    apr_thread_mutex_unlock(sup->lock);
 }
 
 /* See manager.h. */

@@ -19,11 +19,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <apr_general.h>
 #include <apr_network_io.h>
 #include <apr_strings.h>
+#include <apr_thread_proc.h>
 #include <apr_time.h>
 
 #include "manager/manager.h"
@@ -128,6 +130,29 @@ wait_state(mgr_sup_t *sup, const char *inst, mgr_state_t state,
         apr_sleep(apr_time_from_msec(50));
     }
     return st;
+}
+
+/* A start run on a thread of its own, to be quiesced. */
+typedef struct quiesce {
+    mgr_sup_t *sup;
+    mgr_node_spec_t spec;
+    dkv_status_t rv;
+    char msg[512];
+} quiesce_t;
+
+static void *APR_THREAD_FUNC
+quiesce_start(apr_thread_t *t, void *baton)
+{
+    quiesce_t *q = baton;
+    const char *code = NULL, *msg = NULL;
+    apr_pool_t *p;
+
+    (void)t;
+    apr_pool_create(&p, NULL);
+    q->rv = mgr_sup_start(q->sup, &q->spec, 30, &code, &msg, p);
+    apr_cpystrn(q->msg, msg ? msg : "", sizeof(q->msg));
+    apr_pool_destroy(p);
+    return NULL;
 }
 
 static mgr_node_spec_t
@@ -492,6 +517,43 @@ main(int argc, const char *const *argv)
     mgr_sup_destroy(sup);
     CHECK(pid_gone(pid2), "pid %lld left running", (long long)pid2);
     CHECK(!accepts(a.client_port, pool), "port still open");
+
+    /* ----- a stopping manager does not wait out a start: the node
+     * program is a script that never listens, the start's timeout is
+     * 30 s, and mgr_sup_quiesce ends the wait at once. */
+    {
+        const char *fake = apr_pstrcat(pool, root, "/never-listens", NULL);
+        quiesce_t q;
+        apr_thread_t *t;
+        apr_status_t trv;
+        apr_time_t t0;
+
+        CHECK(write_file(fake, "#!/bin/sh\nexec sleep 60\n") == 0
+              && chmod(fake, 0700) == 0, "fake node %s", fake);
+        cfg.node_bin = fake;
+        rv = mgr_sup_create(&sup, &cfg, pool);
+        CHECK(rv == DKV_OK, "mgr_sup_create: %s", dkv_last_error());
+        memset(&q, 0, sizeof(q));
+        q.sup = sup;
+        q.spec = make_spec(root, "node-q", 9, pool);
+        t0 = apr_time_now();
+        CHECK(apr_thread_create(&t, NULL, quiesce_start, &q, pool)
+              == APR_SUCCESS, "thread");
+        apr_sleep(500000);
+        mgr_sup_quiesce(sup);
+        apr_thread_join(&trv, t);
+        CHECK(apr_time_now() - t0 < apr_time_from_sec(5),
+              "start waited %lld ms after quiesce",
+              (long long)apr_time_as_msec(apr_time_now() - t0));
+        CHECK(q.rv == DKV_EUNAVAILABLE
+              && strstr(q.msg, "manager is stopping") != NULL,
+              "quiesced start: %d '%s'", q.rv, q.msg);
+        mgr_sup_status(&st, sup, "suptest", "node-q");
+        pid = st.pid;
+        mgr_sup_destroy(sup);
+        CHECK(pid == 0 || pid_gone(pid), "fake node %lld left running",
+              (long long)pid);
+    }
 
     dkv_plat_rmtree(root, pool);
     printf("suptest: %d checks, %d failed\n", checks, failed);
