@@ -3,7 +3,7 @@
  *
  * Life of a connection: accepted (DKV_CONN_HELLO) -> HELLO checked
  * (protocol version, store, access token or loopback-only, failure rate
- * limit; a loopback client with the node admin token is an admin
+ * limit; a client on this machine with the node admin token is an admin
  * connection, the only kind allowed MEMBER_ADD) -> DKV_CONN_OPEN, where
  * every complete frame in the input is copied and handed to the request
  * service (pipelining) -> closed by the peer, a timeout, a protocol error

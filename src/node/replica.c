@@ -404,39 +404,49 @@ peer_learn(dkv_replica_t *rep, const dkv_service_member_t *m)
 }
 
 /* Merges the encoded table DATA into the table (its addresses win) and
- * tells the transport.  Returns the members changed, or -1 when DATA is
- * malformed. */
+ * tells the transport; a malformed DATA changes nothing (it is checked
+ * whole first).  Returns the members changed, or -1 when DATA is
+ * malformed or memory ran out. */
 static long
 table_merge(dkv_replica_t *rep, const unsigned char *data, size_t len)
 {
     uint32_t n, i;
-    size_t off = 5;
+    size_t off;
     long changed = 0;
+    int pass;
 
     if (len < 5 || data[0] != TABLE_VERSION) {
         return -1;
     }
     n = dkv_get_be32(data + 1);
-    for (i = 0; i < n; i++) {
-        dkv_service_member_t m;
-        char host[256];
-        size_t used = member_parse(&m, host, data + off, len - off);
-        int r;
+    for (pass = 0; pass < 2; pass++) {
+        for (i = 0, off = 5; i < n; i++) {
+            dkv_service_member_t m;
+            char host[256];
+            size_t used = member_parse(&m, host, data + off, len - off);
+            int r;
 
-        if (used == 0) {
-            return -1;
+            if (used == 0) {
+                return -1;
+            }
+            off += used;
+            if (pass == 0) {
+                continue;
+            }
+            r = table_set(rep, m.id, m.host, m.cluster_port, m.client_port);
+            if (r < 0) {
+                return -1;
+            }
+            if (r > 0) {
+                changed++;
+                peer_learn(rep, &m);
+            }
         }
-        off += used;
-        r = table_set(rep, m.id, m.host, m.cluster_port, m.client_port);
-        if (r < 0) {
+        if (off != len) {
             return -1;
-        }
-        if (r > 0) {
-            changed++;
-            peer_learn(rep, &m);
         }
     }
-    return off == len ? changed : -1;
+    return changed;
 }
 
 /* Stores the table in W (meta MEMBERS_META); a failure stops the node. */
@@ -1458,7 +1468,10 @@ madds_step(dkv_replica_t *rep, int64_t now)
             unsigned char *data = NULL;
             size_t len = 0;
 
-            if (at < 0 || strcmp(rep->members[at].host, j->m.host) != 0
+            /* Replicated unless every replica has it already: the
+             * leader's own table may hold it from its --peers alone. */
+            if (at < 0 || conf_role(&st.conf, j->m.id) == 0
+                || strcmp(rep->members[at].host, j->m.host) != 0
                 || rep->members[at].cluster_port != j->m.cluster_port
                 || rep->members[at].client_port != j->m.client_port) {
                 data = member_entry(&len, rep, &j->m);
@@ -1815,7 +1828,14 @@ snap_end(dkv_replica_t *rep, const unsigned char *p, size_t len)
     dkv_free(rep->snap_table);
     rep->snap_table = NULL;
     rep->snap_table_len = 0;
-    if (tl > 0 && (rep->snap_table = dkv_malloc(tl)) != NULL) {
+    if (tl > 0) {
+        /* Without it the state would come without the addresses of the
+         * members it names: not installed (the sender tries again). */
+        if ((rep->snap_table = dkv_malloc(tl)) == NULL) {
+            dkv_log(DKV_LOG_ERROR, "replica: out of memory for a "
+                    "snapshot's member table");
+            return;
+        }
         memcpy(rep->snap_table, p + 20, tl);
         rep->snap_table_len = tl;
     }
@@ -1950,8 +1970,6 @@ stats_publish(dkv_replica_t *rep)
     rep->st.term = st.term;
     rep->st.commit = st.commit;
     rep->st.applied = rep->applied;
-    rep->st.members = st.conf.nvoters;
-    rep->st.learners = st.conf.nlearners;
     rep->conf = st.conf;
     apr_thread_mutex_unlock(rep->svc->slock);
 }

@@ -184,8 +184,6 @@ typedef struct dkv_replica_stats {
     uint64_t proposals;          /* entries proposed as leader */
     uint64_t fsyncs;             /* synced LMDB commits */
     uint64_t fsync_us;           /* time spent in them */
-    uint64_t members;            /* voters */
-    uint64_t learners;
 } dkv_replica_stats_t;
 
 /* Fills *OUT.  Thread-safe (any thread). */

@@ -286,8 +286,28 @@ dkv_svc_note_keys(dkv_svc_item_t *it, apr_pool_t *pool)
     size_t size;
 
     if (it->received == 0 || it->gets + it->puts + it->removes > 0
-        || dkv_proto_frame_parse(&fr, &size, it->frame, it->len,
-                                 0xFFFFFFFFu) != DKV_OK
+        || it->len <= 4) {
+        return;
+    }
+    /* The replica thread forwards every write of a follower: decode
+     * only the ops whose key count is in their body. */
+    switch (it->frame[4]) {
+    case DKV_MSG_PUT:
+        it->puts = 1;
+        return;
+    case DKV_MSG_DELETE:
+        it->removes = 1;
+        return;
+    case DKV_MSG_PUT_MANY:
+    case DKV_MSG_DELETE_MANY:
+    case DKV_MSG_BATCH:
+    case DKV_MSG_TXN_COMMIT:
+        break;
+    default:
+        return;                        /* no keys counted */
+    }
+    if (dkv_proto_frame_parse(&fr, &size, it->frame, it->len,
+                              0xFFFFFFFFu) != DKV_OK
         || dkv_proto_request_decode(&req, &fr, pool) != DKV_OK) {
         return;
     }
