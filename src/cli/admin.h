@@ -59,15 +59,16 @@ dkv_status_t cli_admin_init(void);
  * signed with KEY when KEY is not NULL (MGR->sign_key must be known),
  * waiting at most TIMEOUT_SEC.  Fills *OUT: a 2xx answer has status and
  * body; anything else has message (for the operator: names the manager
- * and the likely cause) and, for error answers, code.  Returns 1 for a
+ * and the likely cause) and, for error answers, code, and the body when
+ * it was JSON: the caller decrefs OUT->body either way.  Returns 1 for a
  * 2xx answer, else 0.  Thread-safe for different managers. */
 int cli_mgr_request(cli_http_t *out, cli_mgr_t *mgr,
                     const dkv_admin_key_t *key, const char *method,
                     const char *path, const char *query, json_t *body,
                     int timeout_sec, apr_pool_t *pool);
 
-/* GET /admin/v1/identity: sets MGR->sign_key and box_key.  Returns 1, or
- * 0 with *OUT's message. */
+/* GET /admin/v1/identity: sets MGR->sign_key and box_key (in POOL).
+ * Returns 1, or 0 with *OUT's message; *OUT has no body either way. */
 int cli_mgr_identity(cli_http_t *out, cli_mgr_t *mgr, int timeout_sec,
                      apr_pool_t *pool);
 

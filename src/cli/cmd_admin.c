@@ -249,6 +249,7 @@ cli_cmd_connect_manager(cli_ctx_t *ctx)
     int port = (int)cli_int(ctx, "Port", CLI_MGR_PORT);
     int force = cli_has(ctx, "Force");
     json_t *rows = json_array();
+    const char *same, *path;
     dkv_status_t rv;
     int i, k, all;
 
@@ -295,8 +296,8 @@ cli_cmd_connect_manager(cli_ctx_t *ctx)
     }
     jobs = cli_jobs_make(ctx, mgrs, connect_job, &force, "Connect", NULL);
     all = cli_jobs_run(ctx, jobs, rows);
-    if (all && same_manager(mgrs, ctx->pool) != NULL) {
-        cli_error(ctx, "%s", same_manager(mgrs, ctx->pool));
+    if (all && (same = same_manager(mgrs, ctx->pool)) != NULL) {
+        cli_error(ctx, "%s", same);
         json_decref(rows);
         return CLI_EXIT_USAGE;
     }
@@ -321,14 +322,16 @@ cli_cmd_connect_manager(cli_ctx_t *ctx)
                   "them out of -Managers)");
         return rv == CLI_EXIT_OK ? CLI_EXIT_FAILED : rv;
     }
+    path = cli_mgrs_path(ctx->pool);
     rv = cli_mgrs_save(mgrs, ctx->pool);
     if (rv == DKV_OK) {
+        path = "the known managers file (known_managers.json)";
         rv = cli_known_put(mgrs, ctx->pool);
     }
     if (rv != DKV_OK) {
         cli_print(ctx, rows);
-        cli_error(ctx, "cannot write %s: %s", cli_mgrs_path(ctx->pool),
-                  cli_status_text(rv, ctx->pool));
+        cli_error(ctx, "cannot write %s: %s", path != NULL ? path
+                  : "the managers file", cli_status_text(rv, ctx->pool));
         return CLI_EXIT_FAILED;
     }
     return finish(ctx, rows, 0);
@@ -405,6 +408,7 @@ cli_cmd_new_store(cli_ctx_t *ctx)
     unsigned char secret[DKV_STORE_SECRET_BYTES], raw[32];
     char token[65];
     json_t *rows, *instances;
+    const char *dup;
     int rc, i, created = 0;
     int64_t k;
 
@@ -455,8 +459,8 @@ cli_cmd_new_store(cli_ctx_t *ctx)
             return finish(ctx, rows, any_unreachable(mgrs));
         }
     }
-    if (same_manager(mgrs, ctx->pool) != NULL) {
-        cli_error(ctx, "%s", same_manager(mgrs, ctx->pool));
+    if ((dup = same_manager(mgrs, ctx->pool)) != NULL) {
+        cli_error(ctx, "%s", dup);
         json_decref(rows);
         return CLI_EXIT_USAGE;
     }
@@ -527,6 +531,12 @@ cli_cmd_new_store(cli_ctx_t *ctx)
         return rc;
     }
     cli_jobs_run(ctx, jobs, rows);
+    /* The bodies of the jobs that did not run (-FailFast). */
+    for (i = 0; i < jobs->nelts; i++) {
+        create_arg_t *a = DKV_ARRAY_IDX(jobs, i, cli_job_t *)->arg;
+        json_decref(a->body);
+        a->body = NULL;
+    }
     for (i = 0; i < (int)json_array_size(rows); i++) {
         created |= strcmp(jstr(json_array_get(rows, (size_t)i), "Message",
                                ""), "Created") == 0;
@@ -1465,9 +1475,12 @@ cli_cmd_add_instance(cli_ctx_t *ctx)
     for (i = 0; i < jobs->nelts; i++) {
         cli_job_t *j = DKV_ARRAY_IDX(jobs, i, cli_job_t *);
         add_arg_t *a = apr_pcalloc(ctx->pool, sizeof(*a));
-        a->body = json_pack("{s:s, s:O, s:O, s:s}", "store", store,
-                            "instances", added, "existing", existing,
-                            "instancePrefix", prefix);
+        /* Copies: the jobs may run on threads, and jansson's reference
+         * counts are not atomic everywhere (MSVC). */
+        a->body = json_pack("{s:s, s:o, s:o, s:s}", "store", store,
+                            "instances", json_deep_copy(added), "existing",
+                            json_deep_copy(existing), "instancePrefix",
+                            prefix);
         if (j->mgr == target && seal_secret != NULL) {
             json_object_set_new(a->body, "sealedSecret",
                                 json_string(seal_secret));
@@ -1479,7 +1492,14 @@ cli_cmd_add_instance(cli_ctx_t *ctx)
     json_decref(existing);
     all = cli_jobs_run(ctx, jobs, rows);
     for (i = 0; i < jobs->nelts; i++) {
-        unreachable |= DKV_ARRAY_IDX(jobs, i, cli_job_t *)->unreachable;
+        cli_job_t *j = DKV_ARRAY_IDX(jobs, i, cli_job_t *);
+        add_arg_t *a = j->arg;
+
+        /* The body of a job that did not run (-FailFast, or a manager
+         * that could not be resolved). */
+        json_decref(a->body);
+        a->body = NULL;
+        unreachable |= j->unreachable;
     }
     if (seal_secret == NULL) {
         cli_error(ctx, "no manager handed out the store's secrets for %s "
@@ -1549,7 +1569,9 @@ cli_cmd_admin_key(cli_ctx_t *ctx)
     if (ctx->json) {
         json_t *o = json_object();
         size_t n = strlen(line);
-        cli_config_dir(&dir, ctx->pool);
+        if (cli_config_dir(&dir, ctx->pool) != DKV_OK) {
+            dir = "?";      /* cli_admin_key found it a moment ago */
+        }
         json_object_set_new(o, "KeyId", json_string(
             dkv_admin_key_id(key, ctx->pool)));
         json_object_set_new(o, "Line", json_stringn(line, n > 0 &&

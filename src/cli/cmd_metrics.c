@@ -304,6 +304,13 @@ cli_cmd_watch_metrics(cli_ctx_t *ctx)
             json_t *list;
             size_t k;
 
+            if (m->error != NULL && !m->unreachable) {
+                /* Not a manager, or not the one you connected to (its
+                 * keys changed): not asked.  One that did not answer at
+                 * the start is asked again each refresh. */
+                cli_mgr_failed_row(errors, m, "Metrics");
+                continue;
+            }
             if (!cli_mgr_request(&r, m, NULL, "GET", "/admin/v1/metrics",
                                  apr_pstrcat(iter, "store=", store,
                                              "&windowSec=5", NULL), NULL,

@@ -364,7 +364,11 @@ cli_mgr_request(cli_http_t *out, cli_mgr_t *mgr,
     }
     rc = curl_easy_perform(c);
     curl_slist_free_all(hdrs);
+    /* The handle outlives this frame (it is kept for the next request
+     * and cleaned up with the pool): it must not keep pointers to it. */
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, NULL);
     if (rc != CURLE_OK) {
         curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &oserr);
         out->transport = 1;
@@ -447,6 +451,8 @@ cli_mgr_identity(cli_http_t *out, cli_mgr_t *mgr, int timeout_sec,
 
     if (!cli_mgr_request(out, mgr, NULL, "GET", "/admin/v1/identity", NULL,
                          NULL, timeout_sec, pool)) {
+        json_decref(out->body);
+        out->body = NULL;
         return 0;
     }
     s = json_object_get(out->body, "signKey");
@@ -763,7 +769,7 @@ cli_row(json_t *rows, const char *manager, const char *action,
         size_t n = strlen(message), i, o = 0;
         char *flat = dkv_malloc(n * 3 + 1);
 
-        for (i = 0; i < n; i++) {
+        for (i = 0; flat != NULL && i < n; i++) {
             if (message[i] == '\n') {
                 if (i + 1 < n) {
                     memcpy(flat + o, " | ", 3);
@@ -773,8 +779,11 @@ cli_row(json_t *rows, const char *manager, const char *action,
                 flat[o++] = message[i];
             }
         }
-        flat[o] = '\0';
-        json_object_set_new(r, "Message", json_string(flat));
+        if (flat != NULL) {
+            flat[o] = '\0';
+        }
+        json_object_set_new(r, "Message", json_string(flat != NULL ? flat
+                                                      : message));
         dkv_free(flat);
     } else {
         json_object_set_new(r, "Message", message != NULL
@@ -824,6 +833,11 @@ cli_jobs_make(cli_ctx_t *ctx, const apr_array_header_t *mgrs,
         j->timeout_sec = (int)cli_int(ctx, "TimeoutSec", 30);
         j->fn = fn;
         j->rows = json_array();
+        /* Its libcurl handle, made here on the main thread:
+         * curl_easy_init touches libcurl's global state. */
+        if (j->mgr->curl == NULL) {
+            j->mgr->curl = curl_easy_init();
+        }
         if (apr_pool_create(&j->pool, ctx->pool) != APR_SUCCESS) {
             j->pool = ctx->pool;
         }

@@ -3,7 +3,8 @@
 # the no-managers message and exit code, refusal of unspecified addresses
 # (0.0.0.0, ::, ::0), parameter validation, the row and exit code for an
 # unreachable manager (a closed loopback port chosen at run time), the
-# managers context left alone after a failed connect, and Get-DkvAdminKey
+# managers context left alone after a failed connect, several managers
+# with -Parallel and -FailFast, and Get-DkvAdminKey
 # (format, 0600 key file, the same line twice), all in a private
 # XDG_CONFIG_HOME.  The end-to-end tests with real managers are elsewhere.
 #
@@ -150,6 +151,25 @@ grep_out "connection refused"
 [ "$(grep -c 'Store: S Updated' "$T/out")" = 2 ] ||
     fail "Watch-DkvStoreMetrics -Count 2 did not draw twice"
 grep -q "$(printf '\033')" "$T/out" && fail "escape codes without a terminal"
+
+# Several managers: -Parallel (one thread each) keeps the rows in the
+# order given; -FailFast skips the managers after a failed one.
+P2=$P P3=$P
+while [ "$P2" = "$P" ]; do P2=$(closed_port); done
+while [ "$P3" = "$P" ] || [ "$P3" = "$P2" ]; do P3=$(closed_port); done
+run 4 Connect-DkvManager -Managers "127.0.0.1:$P,127.0.0.1:$P2,127.0.0.1:$P3" \
+    -Parallel -Json
+python3 - "$T/out" "$P" "$P2" "$P3" <<'EOF' || fail "Connect -Parallel rows"
+import json, sys
+rows = json.load(open(sys.argv[1]))
+assert [r["Manager"] for r in rows] == \
+    ["127.0.0.1:" + p for p in sys.argv[2:]], rows
+assert all(r["Result"] == "FAILED" for r in rows), rows
+assert all("connection refused" in r["Message"] for r in rows), rows
+EOF
+no_file "$XDG_CONFIG_HOME/dkv/managers.json"
+run 4 Get-DkvStore -Managers "127.0.0.1:$P,127.0.0.1:$P2" -FailFast
+grep_out "connection refused"; grep_out "not tried"
 
 # A corrupt managers file is reported, not trusted.
 mkdir -p "$XDG_CONFIG_HOME/dkv"
