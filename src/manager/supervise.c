@@ -493,8 +493,8 @@ node_exited(mgr_sup_t *sup, sup_node_t *n, apr_pool_t *pool)
     apr_snprintf(n->last_error, sizeof(n->last_error), "%s: %s",
                  n->exit_text, last);
     dkv_log(DKV_LOG_WARN, "store %s instance %s: dkv-node %s; restarting "
-            "in %" APR_INT64_T_FMT " ms (log: %s)", n->store, n->instance,
-            n->exit_text, (apr_int64_t)(n->restart_at_ms - now),
+            "in %lld ms (log: %s)", n->store, n->instance,
+            n->exit_text, (long long)(n->restart_at_ms - now),
             n->log_file);
 }
 
@@ -583,8 +583,8 @@ supervisor(apr_thread_t *thread, void *data)
                     n->state = MGR_STARTING;
                     n->restarts++;
                     dkv_log(DKV_LOG_INFO, "store %s instance %s: restarted "
-                            "(pid %" APR_INT64_T_FMT ", restart %u)",
-                            n->store, n->instance, (apr_int64_t)n->pid,
+                            "(pid %lld, restart %u)",
+                            n->store, n->instance, (long long)n->pid,
                             n->restarts);
                 }
                 else {
