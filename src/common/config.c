@@ -10,6 +10,7 @@
 #include <apr_file_io.h>
 #include <apr_strings.h>
 
+#include "common/log.h"
 #include "common/status.h"
 
 /* Longest config file line. */
@@ -429,4 +430,23 @@ dkv_config_write_port_file(const char *path, unsigned port,
                              apr_strerror(rv, err, sizeof(err)));
     }
     return DKV_OK;
+}
+
+/* See config.h. */
+int
+dkv_config_fail(const char *prog, const char *msg)
+{
+    dkv_log_set_stderr(0);
+    dkv_log(DKV_LOG_ERROR, "%s", msg);
+    dkv_log_set_stderr(1);
+    fprintf(stderr, "%s: %s\n", prog, msg);
+    return 1;
+}
+
+/* See config.h. */
+int
+dkv_config_bad_settings(const char *prog, const char *msg)
+{
+    fprintf(stderr, "%s: %s\nTry '%s --help'.\n", prog, msg, prog);
+    return 2;
 }

@@ -74,4 +74,13 @@ dkv_status_t dkv_config_parse_size(uint64_t *value, const char *text);
 dkv_status_t dkv_config_write_port_file(const char *path, unsigned port,
                                         apr_pool_t *pool);
 
+/* A daemon's start-up failure: MSG goes to the log (its file, when one
+ * is set) and once, plainly, to stderr as "PROG: MSG".  Returns 1, the
+ * daemons' exit status for "cannot start". */
+int dkv_config_fail(const char *prog, const char *msg);
+
+/* A settings problem: "PROG: MSG" and a pointer to --help on stderr.
+ * Returns 2, the daemons' exit status for bad settings. */
+int dkv_config_bad_settings(const char *prog, const char *msg);
+
 #endif /* DKV_COMMON_CONFIG_H */

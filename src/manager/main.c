@@ -127,23 +127,6 @@ usage(FILE *out)
             "manager cannot start,\n2 for bad settings.\n");
 }
 
-static int
-fail(const char *msg)
-{
-    dkv_log_set_stderr(0);
-    dkv_log(DKV_LOG_ERROR, "%s", msg);
-    dkv_log_set_stderr(1);
-    fprintf(stderr, PROG ": %s\n", msg);
-    return 1;
-}
-
-static int
-bad_settings(const char *msg)
-{
-    fprintf(stderr, PROG ": %s\nTry '" PROG " --help'.\n", msg);
-    return 2;
-}
-
 /* Parses "LO-HI" of FLAG into *R; NULL or what is wrong. */
 static const char *
 parse_range(mgr_range_t *r, const char *flag, const char *text,
@@ -354,12 +337,12 @@ main(int argc, const char *const *argv)
     if (cfgfile != NULL && dkv_config_find_arg("help", argc, argv) == NULL) {
         st = dkv_config_parse_file(options, cfgfile, pool);
         if (st != DKV_OK) {
-            return bad_settings(dkv_last_error());
+            return dkv_config_bad_settings(PROG, dkv_last_error());
         }
     }
     st = dkv_config_parse_args(options, argc, argv, pool);
     if (st != DKV_OK) {
-        return bad_settings(dkv_last_error());
+        return dkv_config_bad_settings(PROG, dkv_last_error());
     }
     if (set.help) {
         usage(stdout);
@@ -371,13 +354,13 @@ main(int argc, const char *const *argv)
     }
     problem = check_settings(&srv->cfg, argv[0], pool);
     if (problem != NULL) {
-        return bad_settings(problem);
+        return dkv_config_bad_settings(PROG, problem);
     }
     if (dkv_log_level_parse(&level, set.log_level) != DKV_OK) {
-        return bad_settings(dkv_last_error());
+        return dkv_config_bad_settings(PROG, dkv_last_error());
     }
     if (dkv_log_open(PROG, set.log_file, level, pool) != DKV_OK) {
-        return bad_settings(dkv_last_error());
+        return dkv_config_bad_settings(PROG, dkv_last_error());
     }
 
     /* ----- stop requests (before any thread, for the signal mask) */
@@ -387,10 +370,10 @@ main(int argc, const char *const *argv)
         || apr_thread_cond_create(&stopper.cond, pool) != APR_SUCCESS
         || apr_thread_mutex_create(&srv->lock, APR_THREAD_MUTEX_DEFAULT,
                                    pool) != APR_SUCCESS) {
-        return fail("cannot create a mutex");
+        return dkv_config_fail(PROG, "cannot create a mutex");
     }
     if (dkv_plat_stop_signals(on_stop, &stopper) != DKV_OK) {
-        return fail(dkv_last_error());
+        return dkv_config_fail(PROG, dkv_last_error());
     }
 
     /* ----- data directory and keys */
@@ -398,16 +381,16 @@ main(int argc, const char *const *argv)
                                 | APR_FPROT_UWRITE | APR_FPROT_UEXECUTE,
                                 pool);
     if (rv != APR_SUCCESS) {
-        return fail(apr_psprintf(pool, "cannot create the data directory "
-                                 "%s: %s", srv->cfg.data_dir,
-                                 apr_strerror(rv, err, sizeof(err))));
+        return dkv_config_fail(PROG, apr_psprintf(
+            pool, "cannot create the data directory %s: %s",
+            srv->cfg.data_dir, apr_strerror(rv, err, sizeof(err))));
     }
     if (dkv_adminauth_init() != DKV_OK) {
-        return fail("libsodium failed to initialize");
+        return dkv_config_fail(PROG, "libsodium failed to initialize");
     }
     if (dkv_manager_keys_load(&srv->keys, &created, srv->cfg.data_dir, pool)
         != DKV_OK) {
-        return fail(dkv_last_error());
+        return dkv_config_fail(PROG, dkv_last_error());
     }
     srv->sign_id = dkv_manager_sign_id(srv->keys, pool);
     srv->box_id = dkv_manager_box_id(srv->keys, pool);
@@ -417,20 +400,20 @@ main(int argc, const char *const *argv)
     }
     if (!is_file(srv->cfg.authorized_keys, pool)
         && make_authorized_keys(srv->cfg.authorized_keys, pool) != DKV_OK) {
-        return fail(dkv_last_error());
+        return dkv_config_fail(PROG, dkv_last_error());
     }
     if (dkv_admin_verifier_create(&srv->verifier, srv->sign_id,
                                   srv->cfg.authorized_keys, pool)
         != DKV_OK) {
-        return fail(dkv_last_error());
+        return dkv_config_fail(PROG, dkv_last_error());
     }
 
     /* ----- registry, supervisor, sampler */
     if (mgr_registry_open(&srv->reg, srv->cfg.data_dir, pool) != DKV_OK) {
-        return fail(dkv_last_error());
+        return dkv_config_fail(PROG, dkv_last_error());
     }
     if (mgr_sup_create(&srv->sup, &srv->cfg, pool) != DKV_OK) {
-        return fail(dkv_last_error());
+        return dkv_config_fail(PROG, dkv_last_error());
     }
     if (mgr_metrics_create(&srv->metrics, srv->sup, pool) != DKV_OK) {
         dkv_log(DKV_LOG_WARN, "metrics sampler not started: %s",
@@ -448,7 +431,7 @@ main(int argc, const char *const *argv)
         }
         mgr_sup_destroy(srv->sup);
         mgr_registry_close(srv->reg);
-        return fail(msg);
+        return dkv_config_fail(PROG, msg);
     }
     if (set.port_file != NULL
         && dkv_config_write_port_file(set.port_file, srv->bound_port,

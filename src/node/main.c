@@ -186,26 +186,6 @@ usage(FILE *out)
             "cannot start,\n2 for bad settings.\n");
 }
 
-/* Reports a start-up failure (one plain line on stderr, and the log
- * file's line) and returns 1. */
-static int
-fail(const char *msg)
-{
-    dkv_log_set_stderr(0);
-    dkv_log(DKV_LOG_ERROR, "%s", msg);
-    dkv_log_set_stderr(1);
-    fprintf(stderr, PROG ": %s\n", msg);
-    return 1;
-}
-
-/* Prints a settings problem and returns 2. */
-static int
-bad_settings(const char *msg)
-{
-    fprintf(stderr, PROG ": %s\nTry '" PROG " --help'.\n", msg);
-    return 2;
-}
-
 /* Parses --peers: ID=HOST:CLUSTERPORT:CLIENTPORT,... into *MEMBERS.
  * Returns NULL or what is wrong. */
 static const char *
@@ -521,12 +501,12 @@ main(int argc, const char *const *argv)
     if (cfg != NULL && dkv_config_find_arg("help", argc, argv) == NULL) {
         st = dkv_config_parse_file(options, cfg, pool);
         if (st != DKV_OK) {
-            return bad_settings(dkv_last_error());
+            return dkv_config_bad_settings(PROG, dkv_last_error());
         }
     }
     st = dkv_config_parse_args(options, argc, argv, pool);
     if (st != DKV_OK) {
-        return bad_settings(dkv_last_error());
+        return dkv_config_bad_settings(PROG, dkv_last_error());
     }
     if (set.help) {
         usage(stdout);
@@ -539,10 +519,10 @@ main(int argc, const char *const *argv)
     }
     problem = check_settings(pool);
     if (problem != NULL) {
-        return bad_settings(problem);
+        return dkv_config_bad_settings(PROG, problem);
     }
     if (dkv_log_level_parse(&level, set.log_level) != DKV_OK) {
-        return bad_settings(dkv_last_error());
+        return dkv_config_bad_settings(PROG, dkv_last_error());
     }
     if (sodium_init() < 0) {
         fprintf(stderr, PROG ": libsodium failed to initialize\n");
@@ -550,26 +530,26 @@ main(int argc, const char *const *argv)
     }
     if (set.token_file != NULL
         && load_token(&token_hash, set.token_file, pool) != DKV_OK) {
-        return bad_settings(dkv_last_error());
+        return dkv_config_bad_settings(PROG, dkv_last_error());
     }
     if (set.peers != NULL) {
         problem = parse_peers(&members, &nmembers, set.peers, pool);
         if (problem != NULL) {
-            return bad_settings(problem);
+            return dkv_config_bad_settings(PROG, problem);
         }
     }
     if (set.secret_file != NULL) {
         /* The secret also gives the node admin token (the manager's
          * admin connection). */
         if (load_secret(&secret, set.secret_file, pool) != DKV_OK) {
-            return bad_settings(dkv_last_error());
+            return dkv_config_bad_settings(PROG, dkv_last_error());
         }
         if (admin_token_hash(&admin_hash, secret) != DKV_OK) {
-            return fail(dkv_last_error());
+            return dkv_config_fail(PROG, dkv_last_error());
         }
     }
     if (dkv_log_open(PROG, set.log_file, level, pool) != DKV_OK) {
-        return bad_settings(dkv_last_error());
+        return dkv_config_bad_settings(PROG, dkv_last_error());
     }
 
     /* ----- the client port (before any thread, for the signal mask) */
@@ -598,7 +578,7 @@ main(int argc, const char *const *argv)
     if (dkv_node_create(&node, &nopts, pool) != DKV_OK
         || dkv_plat_stop_signals(on_stop, node) != DKV_OK
         || dkv_node_listen(node) != DKV_OK) {
-        return fail(dkv_last_error());
+        return dkv_config_fail(PROG, dkv_last_error());
     }
 
     /* ----- the store */
@@ -606,9 +586,9 @@ main(int argc, const char *const *argv)
     if (rv != APR_SUCCESS) {
         char err[120];
 
-        return fail(apr_psprintf(pool, "cannot create data directory %s: "
-                                 "%s", set.data_dir,
-                                 apr_strerror(rv, err, sizeof(err))));
+        return dkv_config_fail(PROG, apr_psprintf(
+            pool, "cannot create data directory %s: %s", set.data_dir,
+            apr_strerror(rv, err, sizeof(err))));
     }
     memset(&eopts, 0, sizeof(eopts));
     eopts.max_value = (size_t)set.max_value;
@@ -617,9 +597,9 @@ main(int argc, const char *const *argv)
     apr_pool_create(&engine_pool, NULL);
     st = dkv_engine_open(&engine, set.data_dir, &eopts, engine_pool);
     if (st != DKV_OK) {
-        return fail(apr_psprintf(pool, "cannot open store '%s' in %s: %s "
-                                 "(%s)", set.store, set.data_dir,
-                                 dkv_strerror(st), dkv_last_error()));
+        return dkv_config_fail(PROG, apr_psprintf(
+            pool, "cannot open store '%s' in %s: %s (%s)", set.store,
+            set.data_dir, dkv_strerror(st), dkv_last_error()));
     }
     memset(&sopts, 0, sizeof(sopts));
     sopts.readers = (unsigned)set.readers;
@@ -649,7 +629,7 @@ main(int argc, const char *const *argv)
                                        dkv_last_error());
 
         dkv_engine_close(engine);
-        return fail(msg);
+        return dkv_config_fail(PROG, msg);
     }
 
     /* ----- serving */
