@@ -236,6 +236,11 @@ const char *cli_uuid(apr_pool_t *pool);
 
 /* ------------------------------------------------------------- commands */
 
+/* `dkv firewall open|close|status [-Ranges ...]` (cmd_firewall.c,
+ * docs/operations.md): ARGV starts after "firewall".  Returns a CLI_EXIT_*
+ * code. */
+int cli_firewall_main(int argc, const char *const *argv, apr_pool_t *pool);
+
 int cli_cmd_connect(cli_ctx_t *ctx);
 int cli_cmd_disconnect(cli_ctx_t *ctx);
 int cli_cmd_get_connection(cli_ctx_t *ctx);

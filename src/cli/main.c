@@ -479,6 +479,9 @@ run_command(int argc, const char *const *argv, int interactive,
         help_command(cmd, pool);
         return CLI_EXIT_OK;
     }
+    if (cli_strcasecmp(argv[0], "firewall") == 0) {
+        return cli_firewall_main(argc - 1, argv + 1, pool);
+    }
     if (cli_strcasecmp(argv[0], "--version") == 0 ||
         cli_strcasecmp(argv[0], "version") == 0) {
         printf("dkv %s\n", dkv_version());

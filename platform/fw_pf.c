@@ -1,0 +1,6 @@
+/*
+ * fw_pf.c -- placeholder, being written (platform/see header).
+ */
+#include "platform/platform.h"
+
+typedef int dkv_placeholder_t;
