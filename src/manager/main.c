@@ -6,6 +6,12 @@
  * nodes that were running, serves the admin API (docs/admin-api.md)
  * until SIGTERM/SIGINT, then stops the nodes (unless --keep-nodes).
  *
+ * Under a service manager it reports readiness once the management port
+ * listens and when it starts stopping (platform/service.h: systemd's
+ * notify protocol, the Windows SCM); on Windows it also installs and
+ * removes itself as the service dkv-manager and runs under the SCM's
+ * dispatcher when started with --service.
+ *
  * Exit status: 0 after a graceful stop, 1 when the manager cannot start,
  * 2 for bad settings.  docs/manager.md is the operator's page.
  */
@@ -14,6 +20,7 @@
 #include <string.h>
 
 #include <apr_atomic.h>
+#include <apr_env.h>
 #include <apr_file_info.h>
 #include <apr_file_io.h>
 #include <apr_general.h>
@@ -29,6 +36,7 @@
 #include "common/status.h"
 #include "manager/server.h"
 #include "platform/platform.h"
+#include "platform/service.h"
 #include "platform/userenv.h"
 
 #define PROG "dkv-manager"
@@ -48,13 +56,15 @@ typedef struct settings {
     const char *port_file;
     uint64_t stop_timeout;
     int keep_nodes;
+    int install_service;
+    int uninstall_service;
     int help;
     int version;
 } settings_t;
 
 static settings_t set = {
     NULL, NULL, "0.0.0.0", 7801, "7801-7810", "7811-7860", "7861-7899",
-    NULL, NULL, NULL, "info", NULL, 10, 0, 0, 0
+    NULL, NULL, NULL, "info", NULL, 10, 0, 0, 0, 0, 0
 };
 
 static dkv_config_opt_t options[] = {
@@ -99,6 +109,14 @@ static dkv_config_opt_t options[] = {
     { "keep-nodes", DKV_CONF_FLAG, &set.keep_nodes, 0, 0, NULL,
       "Leave the nodes running when the manager stops; the next start "
       "adopts them.", 0, 0 },
+    { "install-service", DKV_CONF_FLAG, &set.install_service, 0, 0, NULL,
+      "Windows only: register the service " PROG " (automatic start, "
+      "LocalSystem) to run this program with the other settings given "
+      "here (paths made absolute; give --config FILE), then exit.", 1, 0 },
+    { "uninstall-service", DKV_CONF_FLAG, &set.uninstall_service, 0, 0,
+      NULL, "Windows only: stop and delete the service " PROG ", then "
+      "exit.  Elsewhere systemd, rc.d or launchd runs the manager.", 1,
+      0 },
     { "help", DKV_CONF_FLAG, &set.help, 0, 0, NULL,
       "Show this help and exit.", 1, 0 },
     { "version", DKV_CONF_FLAG, &set.version, 0, 0, NULL,
@@ -243,6 +261,33 @@ on_stop(void *baton, const char *reason)
     apr_thread_mutex_unlock(s->mutex);
 }
 
+/* The status line for the service manager: "serving on port N, M
+ * stores", with ", K nodes running" when NODES is set; in POOL. */
+static const char *
+serving_status(mgr_server_t *srv, int nodes, apr_pool_t *pool)
+{
+    apr_array_header_t *stores;
+    int nstores = -1, nrunning;
+    const char *text;
+
+    if (mgr_registry_list(&stores, srv->reg, pool) == DKV_OK) {
+        nstores = stores->nelts;
+    }
+    text = apr_psprintf(pool, "serving on port %u", (unsigned)srv->bound_port);
+    if (nstores >= 0) {
+        text = apr_psprintf(pool, "%s, %d store%s", text, nstores,
+                            nstores == 1 ? "" : "s");
+    }
+    if (nodes) {
+        nrunning = mgr_sup_running(srv->sup, pool)->nelts;
+        text = apr_psprintf(pool, "%s, %d node%s running", text, nrunning,
+                            nrunning == 1 ? "" : "s");
+    }
+    return text;
+}
+
+/* Restarts the nodes that were running (SRV's registry says which), then
+ * tells the service manager how many run. */
 static void *APR_THREAD_FUNC
 resume_thread(apr_thread_t *t, void *data)
 {
@@ -251,6 +296,9 @@ resume_thread(apr_thread_t *t, void *data)
 
     if (apr_pool_create(&pool, NULL) == APR_SUCCESS) {
         mgr_api_resume(srv, pool);
+        if (!apr_atomic_read32(&srv->stopping)) {
+            dkv_plat_service_status(serving_status(srv, 1, pool));
+        }
         apr_pool_destroy(pool);
     }
     apr_thread_exit(t, APR_SUCCESS);
@@ -306,8 +354,163 @@ check_settings(mgr_config_t *cfg, const char *argv0, apr_pool_t *pool)
     return NULL;
 }
 
-int
-main(int argc, const char *const *argv)
+/* Flags whose values are paths: made absolute on the service's command
+ * line, since a Windows service starts in the system directory. */
+static const char *const path_flags[] = {
+    "config", "data-dir", "authorized-keys", "log-file", "port-file",
+    "node-bin", NULL
+};
+
+/* Whether ARGV holds the flag "--NAME" itself (no value). */
+static int
+arg_given(const char *name, int argc, const char *const *argv)
+{
+    int i;
+
+    for (i = 1; i < argc; i++) {
+        if (strncmp(argv[i], "--", 2) == 0 && strcmp(argv[i] + 2, name) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* ARG quoted for a Windows command line, by the rules the C runtime and
+ * CommandLineToArgvW undo: in quotes when it is empty or holds blanks or
+ * quotes, with quotes escaped and the backslashes before them doubled.
+ * Returns ARG itself or a copy in POOL. */
+static const char *
+quote_arg(const char *arg, apr_pool_t *pool)
+{
+    apr_array_header_t *b;
+    const char *p;
+    size_t slashes = 0, k;
+
+    if (arg[0] != '\0' && strpbrk(arg, " \t\n\v\"") == NULL) {
+        return arg;
+    }
+    b = apr_array_make(pool, (int)strlen(arg) * 2 + 3, 1);
+#define PUT(c) (*(char *)apr_array_push(b) = (c))
+    PUT('"');
+    for (p = arg;; p++) {
+        if (*p == '\\') {
+            slashes++;
+            continue;
+        }
+        if (*p == '"' || *p == '\0') {
+            for (k = 0; k < 2 * slashes; k++) {
+                PUT('\\');
+            }
+            if (*p == '\0') {
+                break;
+            }
+            PUT('\\');
+        } else {
+            for (k = 0; k < slashes; k++) {
+                PUT('\\');
+            }
+        }
+        PUT(*p);
+        slashes = 0;
+    }
+    PUT('"');
+    PUT('\0');
+#undef PUT
+    return b->elts;
+}
+
+/* The command-line tail the service runs with: ARGV's settings without
+ * --install-service, the values of path_flags made absolute (node-bin
+ * only when it names a path, not a program to find in PATH), every
+ * argument quoted.  In POOL. */
+static const char *
+service_args(int argc, const char *const *argv, apr_pool_t *pool)
+{
+    apr_array_header_t *out;
+    int i, k;
+
+    out = apr_array_make(pool, argc + 1, sizeof(const char *));
+#define PUSH(v) (*(const char **)apr_array_push(out) = (v))
+    for (i = 1; i < argc; i++) {
+        const char *arg = argv[i], *eq, *value = NULL, *flag = NULL;
+        char *abs;
+        size_t len;
+
+        if (strcmp(arg, "--install-service") == 0) {
+            continue;
+        }
+        if (strncmp(arg, "--", 2) == 0) {
+            eq = strchr(arg + 2, '=');
+            len = eq != NULL ? (size_t)(eq - arg - 2) : strlen(arg + 2);
+            for (k = 0; path_flags[k] != NULL; k++) {
+                if (strlen(path_flags[k]) == len
+                    && strncmp(arg + 2, path_flags[k], len) == 0) {
+                    flag = path_flags[k];
+                }
+            }
+            if (flag != NULL) {
+                value = eq != NULL ? eq + 1 : i + 1 < argc ? argv[++i]
+                                                           : NULL;
+            }
+        }
+        if (flag == NULL || value == NULL) {
+            PUSH(quote_arg(arg, pool));
+            continue;
+        }
+        if ((strcmp(flag, "node-bin") != 0 || strchr(value, '/') != NULL
+             || strchr(value, '\\') != NULL)
+            && apr_filepath_merge(&abs, NULL, value, APR_FILEPATH_NATIVE,
+                                  pool) == APR_SUCCESS) {
+            value = abs;
+        }
+        PUSH(apr_pstrcat(pool, "--", flag, NULL));
+        PUSH(quote_arg(value, pool));
+    }
+#undef PUSH
+    return apr_array_pstrcat(pool, out, ' ');
+}
+
+/* --install-service: registers the Windows service with ARGV's settings.
+ * Returns the exit status: 0 done, 2 not on this system (Unix), 1 the
+ * service manager refused. */
+static int
+install_service(int argc, const char *const *argv, apr_pool_t *pool)
+{
+    const char *args = service_args(argc, argv, pool);
+    dkv_status_t st;
+
+    st = dkv_plat_service_install(PROG, "dkv manager", "Manages this "
+                                  "machine's dkv stores and their "
+                                  "dkv-node processes (admin API on the "
+                                  "management port).", args, NULL);
+    if (st != DKV_OK) {
+        fprintf(stderr, PROG ": %s\n", dkv_last_error());
+        return st == APR_ENOTIMPL ? 2 : 1;
+    }
+    printf(PROG ": installed the service " PROG ", running with: --service "
+           "%s\n", args);
+    return 0;
+}
+
+/* --uninstall-service.  Returns the exit status as install_service. */
+static int
+uninstall_service(void)
+{
+    dkv_status_t st = dkv_plat_service_uninstall(PROG);
+
+    if (st != DKV_OK) {
+        fprintf(stderr, PROG ": %s\n", dkv_last_error());
+        return st == APR_ENOTIMPL ? 2 : 1;
+    }
+    printf(PROG ": removed the service " PROG "\n");
+    return 0;
+}
+
+/* The manager itself, with APR initialized: run by main, or as the
+ * body of the Windows service by the SCM's dispatcher (ARGV without
+ * "--service").  Returns the exit status. */
+static int
+manager_main(int argc, const char *const *argv)
 {
     apr_pool_t *pool;
     dkv_log_level_t level = DKV_LOG_INFO;
@@ -320,17 +523,17 @@ main(int argc, const char *const *argv)
     char err[120];
     int created = 0;
 
-    if (apr_app_initialize(&argc, &argv, NULL) != APR_SUCCESS) {
-        fprintf(stderr, PROG ": cannot initialize APR\n");
-        return 1;
-    }
-    atexit(apr_terminate);
     if (apr_pool_create(&pool, NULL) != APR_SUCCESS) {
         fprintf(stderr, PROG ": out of memory\n");
         return 1;
     }
     srv = apr_pcalloc(pool, sizeof(*srv));
     srv->pool = pool;
+
+    /* ----- --uninstall-service needs no settings (the file may be gone) */
+    if (arg_given("uninstall-service", argc, argv)) {
+        return uninstall_service();
+    }
 
     /* ----- settings: the config file first, then the flags over it */
     cfgfile = dkv_config_find_arg("config", argc, argv);
@@ -356,6 +559,14 @@ main(int argc, const char *const *argv)
     if (problem != NULL) {
         return dkv_config_bad_settings(PROG, problem);
     }
+    if (set.install_service) {
+        return install_service(argc, argv, pool);
+    }
+    /* The service manager's address (systemd's NOTIFY_SOCKET) is read by
+     * the first report and kept; the nodes, which inherit the
+     * environment, must not report in the manager's name. */
+    dkv_plat_service_status("starting");
+    apr_env_delete("NOTIFY_SOCKET", pool);
     if (dkv_log_level_parse(&level, set.log_level) != DKV_OK) {
         return dkv_config_bad_settings(PROG, dkv_last_error());
     }
@@ -438,6 +649,9 @@ main(int argc, const char *const *argv)
                                       pool) != DKV_OK) {
         dkv_log(DKV_LOG_ERROR, "%s", dkv_last_error());
     }
+    /* Ready once the management port listens (sent before the nodes
+     * come back, so that their later status line is the last word). */
+    dkv_plat_service_ready(serving_status(srv, 0, pool));
     /* The nodes that were running come back in the background, so the
      * port answers at once. */
     trv = apr_thread_create(&resumer, NULL, resume_thread, srv, pool);
@@ -467,6 +681,10 @@ main(int argc, const char *const *argv)
     apr_thread_mutex_unlock(stopper.mutex);
 
     /* ----- stopping */
+    dkv_plat_service_stopping((unsigned)set.stop_timeout * 1000 + 5000);
+    dkv_plat_service_status(srv->cfg.keep_nodes
+                            ? "stopping, leaving the nodes running"
+                            : "stopping the nodes");
     dkv_log(DKV_LOG_INFO, "stopping (%s)%s", stopper.reason,
             srv->cfg.keep_nodes ? ": leaving the nodes running"
                                 : ": stopping the nodes");
@@ -484,4 +702,22 @@ main(int argc, const char *const *argv)
     dkv_log(DKV_LOG_INFO, "stopped");
     dkv_log_close();
     return 0;
+}
+
+/* Initializes APR once (on Windows it rebuilds ARGV from the process's
+ * command line, which under the SCM still holds "--service"), then runs
+ * the manager under the Windows service dispatcher when started as a
+ * service, else directly. */
+int
+main(int argc, const char *const *argv)
+{
+    int rc;
+
+    if (apr_app_initialize(&argc, &argv, NULL) != APR_SUCCESS) {
+        fprintf(stderr, PROG ": cannot initialize APR\n");
+        return 1;
+    }
+    atexit(apr_terminate);
+    rc = dkv_plat_service_dispatch(PROG, manager_main, argc, argv);
+    return rc >= 0 ? rc : manager_main(argc, argv);
 }
