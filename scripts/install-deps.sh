@@ -9,7 +9,11 @@
 #   --windows  mingw-w64 and wine, for the Windows cross-build
 #   --dev      clang with its sanitizer runtimes, valgrind, redis-server
 #              and redis-tools (the peer of bench/run-node-bench.sh),
-#              etcd-server and etcd-client (bench/run-cluster-bench.sh)
+#              etcd-server and etcd-client (bench/run-cluster-bench.sh),
+#              and what the operations tests drive: the firewalls
+#              (nftables, iptables, ufw, firewalld with dbus; installing
+#              them enables none), systemd-analyze and systemd-nspawn,
+#              debootstrap, dpkg-dev, rpm, nsis, shellcheck
 #
 # Runs apt-get update at most once, and only when something is missing.
 # Uses sudo when not root.  On systems without apt-get it only reports what
@@ -25,7 +29,7 @@ for arg in "$@"; do
     case $arg in
         --windows) windows=1 ;;
         --dev) dev=1 ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "install-deps: unknown option $arg" >&2; exit 2 ;;
     esac
 done
@@ -35,6 +39,9 @@ done
 [ $dev = 1 ] && want+=(redis-server redis-tools)
 # The peer of bench/run-cluster-bench.sh: etcd 3.4 (server and etcdctl).
 [ $dev = 1 ] && want+=(etcd-server etcd-client)
+# The operations tests (tests/firewall, tests/packaging, tests/win).
+[ $dev = 1 ] && want+=(nftables iptables ufw firewalld dbus systemd \
+    systemd-container debootstrap dpkg-dev rpm nsis shellcheck)
 
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
     echo "install-deps: no dpkg/apt-get here; make sure these (or their"

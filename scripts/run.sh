@@ -13,6 +13,10 @@
 #                   target fuzz_proto on a copy of the seed corpus
 #                   (skipped without clang)
 #       distcheck   make distcheck in build/ (the tarball builds and passes)
+#       packaging   the .deb (scripts/build-deb.sh into build-deb/ and
+#                   out-deb/), installed and booted in systemd-nspawn on a
+#                   debootstrapped Debian (tests/packaging/test-deb-nspawn.sh;
+#                   root only, else skipped)
 #       windows     mingw cross-build in build-win/, make check under wine
 #       win32check  Visual Studio projects match Makefile.am
 #     Every stage runs even when an earlier one failed; the exit status is
@@ -34,7 +38,7 @@ TOP=$(pwd)
 JOBS=${JOBS:-2}
 TIMEOUT=${DKV_TEST_TIMEOUT:-600}
 WINDEPS=${DKV_WINDEPS:-/tmp/dkv-win-deps}
-ALL_STAGES="native asan valgrind fuzz distcheck windows win32check"
+ALL_STAGES="native asan valgrind fuzz distcheck packaging windows win32check"
 
 banner() {
     printf '\n'
@@ -135,6 +139,24 @@ stage_distcheck() {
     make -j"$JOBS" distcheck
 }
 
+# Exit status 77 marks the stage skipped.
+stage_packaging() {
+    if [ "$(id -u)" != 0 ]; then
+        echo "not root: stage packaging skipped (the boot test needs root)"
+        return 77
+    fi
+    cd "$TOP"
+    rm -rf out-deb
+    bash scripts/build-deb.sh build-deb out-deb
+    local deb
+    deb=$(ls out-deb/dkv_*.deb)
+    local rc=0
+    bash tests/packaging/test-deb-nspawn.sh "$deb" \
+        > build-deb/deb-nspawn.log 2>&1 || rc=$?
+    cat build-deb/deb-nspawn.log
+    return $rc
+}
+
 windeps_complete() {
     local f
     for f in lib/libapr-1.a lib/liblmdb.a lib/libsodium.a lib/libcunit.a \
@@ -206,6 +228,14 @@ print_summaries() {
             grep -h -E '^[a-z-]+: [0-9]+ checks, [0-9]+ failed|^SKIP' \
                 "$TOP/$d"/tests/admin/*.log || true
         fi
+        if ls "$TOP/$d"/tests/firewall/*.log "$TOP/$d"/tests/packaging/*.log \
+            "$TOP/$d"/tests/win/*.log >/dev/null 2>&1; then
+            echo "-- $d/tests/{firewall,packaging,win} (operations):"
+            grep -h -E '^[a-z-]+: [0-9]+ checks, [0-9]+ failed|^SKIP' \
+                "$TOP/$d"/tests/firewall/*.log \
+                "$TOP/$d"/tests/packaging/*.log \
+                "$TOP/$d"/tests/win/*.log 2>/dev/null || true
+        fi
         if [ -f "$TOP/$d/test-suite.log" ]; then
             echo "-- $d (automake harness):"
             grep -E '^# (TOTAL|PASS|SKIP|XFAIL|FAIL|XPASS|ERROR):' \
@@ -218,6 +248,12 @@ print_summaries() {
         && [ "${result[fuzz]:-SKIP}" != SKIP ]; then
         echo "-- build-fuzz/tests/fuzz/fuzz_proto (libFuzzer):"
         grep -E 'DONE|^Done' "$TOP/build-fuzz/tests/fuzz/fuzz.log" || true
+    fi
+    if [ -f "$TOP/build-deb/deb-nspawn.log" ] \
+        && [ -n "${result[packaging]:-}" ]; then
+        echo "-- the .deb booted in systemd-nspawn (tests/packaging/test-deb-nspawn.sh):"
+        grep -E '^[a-z-]+: [0-9]+ checks, [0-9]+ failed|^SKIP' \
+            "$TOP/build-deb/deb-nspawn.log" || true
     fi
     if [ -f "$TOP/build/tests/unit/valgrind.log" ] \
         && [ -n "${result[valgrind]:-}" ]; then
