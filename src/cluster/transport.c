@@ -703,8 +703,9 @@ peer_backoff(tp_peer_t *p, apr_interval_time_t timeout)
     apr_thread_mutex_unlock(p->mutex);
 }
 
-/* Connects P's link and runs the handshake; *SOCK and *LINK are the
- * result (in POOL).  Failure: the message is set. */
+/* Connects P's link (to each address of its host in turn, until one
+ * answers) and runs the handshake; *SOCK and *LINK are the result (in
+ * POOL).  Failure: the message is set. */
 static dkv_status_t
 peer_connect(tp_peer_t *p, tp_io_t *io, dkv_link_t **link,
              apr_pool_t *pool)
@@ -731,26 +732,39 @@ peer_connect(tp_peer_t *p, tp_io_t *io, dkv_link_t **link,
         return dkv_error_set(rv, "cannot resolve '%s': %s", host,
                              reason(rv, err, sizeof(err)));
     }
-    rv = apr_socket_create(&s, sa->family, SOCK_STREAM, APR_PROTO_TCP,
-                           pool);
-    if (rv != APR_SUCCESS) {
-        return dkv_error_set(rv, "socket: %s", reason(rv, err, sizeof(err)));
-    }
-    apr_thread_mutex_lock(p->mutex);
-    if (p->stop) {
+    for (;;) {
+        rv = apr_socket_create(&s, sa->family, SOCK_STREAM, APR_PROTO_TCP,
+                               pool);
+        if (rv != APR_SUCCESS) {
+            return dkv_error_set(rv, "socket: %s",
+                                 reason(rv, err, sizeof(err)));
+        }
+        apr_thread_mutex_lock(p->mutex);
+        if (p->stop) {
+            apr_thread_mutex_unlock(p->mutex);
+            apr_socket_close(s);
+            return dkv_error_set(DKV_ECLOSED, "transport stopping");
+        }
+        if (strcmp(host, p->host) != 0 || port != p->port) {
+            apr_thread_mutex_unlock(p->mutex);
+            apr_socket_close(s);
+            return dkv_error_set(DKV_ETRANSPORT, "its address changed");
+        }
+        p->sock = s;
+        apr_thread_mutex_unlock(p->mutex);
+        apr_socket_opt_set(s, APR_TCP_NODELAY, 1);
+        rv = dkv_plat_connect(s, sa, CONNECT_TIMEOUT);
+        if (rv == APR_SUCCESS || sa->next == NULL) {
+            break;
+        }
+        /* The host's next address: "localhost" is ::1 first in Debian's
+         * /etc/hosts, while the peer may listen on IPv4 only. */
+        apr_thread_mutex_lock(p->mutex);
+        p->sock = NULL;
         apr_thread_mutex_unlock(p->mutex);
         apr_socket_close(s);
-        return dkv_error_set(DKV_ECLOSED, "transport stopping");
+        sa = sa->next;
     }
-    if (strcmp(host, p->host) != 0 || port != p->port) {
-        apr_thread_mutex_unlock(p->mutex);
-        apr_socket_close(s);
-        return dkv_error_set(DKV_ETRANSPORT, "its address changed");
-    }
-    p->sock = s;
-    apr_thread_mutex_unlock(p->mutex);
-    apr_socket_opt_set(s, APR_TCP_NODELAY, 1);
-    rv = dkv_plat_connect(s, sa, CONNECT_TIMEOUT);
     if (rv != APR_SUCCESS) {
         return dkv_error_set(rv, "connect: %s",
                              reason(rv, err, sizeof(err)));
