@@ -399,6 +399,8 @@ help_list(void)
     for (c = cli_commands; c->name != NULL; c++) {
         printf("  %-22s %s\n", c->name, c->synopsis);
     }
+    printf("  %-22s %s\n", "firewall",
+           "open|close|status: dkv's ports in the firewall");
     printf("\nExit codes: 0 ok, 1 operation failed, 2 usage error, "
            "3 not connected,\n4 store unreachable or access refused.  "
            "See docs/clientshell.md.\n");
