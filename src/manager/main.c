@@ -517,7 +517,9 @@ manager_main(int argc, const char *const *argv)
     mgr_server_t *srv;
     stopper_t stopper;
     apr_thread_t *resumer = NULL;
-    const char *problem, *cfgfile;
+    apr_pool_t *scratch;
+    const char *problem, *cfgfile, *status;
+    char last_status[160] = "";
     apr_status_t rv, trv;
     dkv_status_t st;
     char err[120];
@@ -674,9 +676,26 @@ manager_main(int argc, const char *const *argv)
     printf(PROG " listening on %s (key %s)\n", srv->where, srv->sign_id);
     fflush(stdout);
 
+    /* Waits for a stop request, refreshing the service manager's status
+     * line every 5 s when the stores or running nodes changed. */
+    if (apr_pool_create(&scratch, pool) != APR_SUCCESS) {
+        scratch = NULL;
+    }
     apr_thread_mutex_lock(stopper.mutex);
     while (!stopper.stop) {
-        apr_thread_cond_wait(stopper.cond, stopper.mutex);
+        apr_thread_cond_timedwait(stopper.cond, stopper.mutex,
+                                  apr_time_from_sec(5));
+        if (stopper.stop || scratch == NULL) {
+            continue;
+        }
+        apr_thread_mutex_unlock(stopper.mutex);
+        apr_pool_clear(scratch);
+        status = serving_status(srv, 1, scratch);
+        if (strcmp(status, last_status) != 0) {
+            dkv_plat_service_status(status);
+            apr_cpystrn(last_status, status, sizeof(last_status));
+        }
+        apr_thread_mutex_lock(stopper.mutex);
     }
     apr_thread_mutex_unlock(stopper.mutex);
 
