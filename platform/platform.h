@@ -62,8 +62,11 @@ typedef void (dkv_plat_stop_fn)(void *baton, const char *reason);
  * (blocked in every thread and taken by a sigwait thread; SIGPIPE is
  * ignored, since a closed peer is reported by send() instead); on Windows
  * the console control events (Ctrl+C, Ctrl+Break, close, logoff,
- * shutdown).  Call it once, before any other thread starts, so threads
- * inherit the signal mask.  Returns DKV_OK or the system's status. */
+ * shutdown), the named event "Local\dkv-stop-<pid>" that
+ * dkv_plat_proc_signal() sets (reason "stop event"), and the service
+ * control manager's stop (platform/service.h).  Call it once, before any
+ * other thread starts, so threads inherit the signal mask.  Returns
+ * DKV_OK or the system's status. */
 dkv_status_t dkv_plat_stop_signals(dkv_plat_stop_fn *fn, void *baton);
 
 /* Raises the limit on open descriptors (Unix: RLIMIT_NOFILE's soft limit

@@ -1,8 +1,9 @@
 /*
  * proc.h -- what dkv-manager needs from the OS about processes and ports
  * beyond APR: is a pid alive, stop it by pid (for nodes adopted after a
- * manager restart, which are not APR children), who holds a port, what
- * command line a process runs, and where our own executable lives.
+ * manager restart, which are not APR children, and on Windows for every
+ * graceful stop), who holds a port, what command line a process runs,
+ * and where our own executable lives.
  *
  * platform/unix/proc.c reads /proc where there is one (Linux) and answers
  * "unknown" elsewhere; platform/win32/proc.c uses the Win32 API.
@@ -22,10 +23,15 @@
 int dkv_plat_proc_alive(int64_t pid);
 
 /* Asks process PID to stop: GRACEFUL nonzero sends SIGTERM, zero
- * SIGKILL.  Windows has no signal a console-less process would take, so
- * both terminate the process at once (TerminateProcess, exit code 1).
- * Returns DKV_OK, or the system's status (no such process, permission
- * denied) with dkv_error_set naming the pid.  Thread-safe. */
+ * SIGKILL.  Windows has no SIGTERM: GRACEFUL sets the named event
+ * "Local\dkv-stop-PID" that every dkv daemon waits on from
+ * dkv_plat_stop_signals() (its stop function then runs with the reason
+ * "stop event"); a process without that event is terminated at once
+ * (TerminateProcess, exit code 1) and a warning is logged.  Zero
+ * GRACEFUL terminates at once.  Returns DKV_OK when the request was
+ * delivered (the process may still be running), or the system's status
+ * (no such process, permission denied) with dkv_error_set naming the
+ * pid.  Thread-safe. */
 dkv_status_t dkv_plat_proc_signal(int64_t pid, int graceful);
 
 /* Describes the local process listening on TCP PORT (any address, IPv4

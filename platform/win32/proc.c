@@ -1,9 +1,10 @@
 /*
  * proc.c (win32) -- processes and ports for dkv-manager (platform/proc.h)
- * with the Win32 API.  Windows has no SIGTERM for a process without a
- * console of ours, so a "graceful" stop by pid terminates the process
- * too; the holder of a port and a process's command line are not looked
- * up (they answer "unknown").  The unix twin is platform/unix/proc.c.
+ * with the Win32 API.  Windows has no SIGTERM: a graceful stop by pid
+ * sets the daemon's named stop event (platform/win32/signals.c), and
+ * falls back to TerminateProcess for a process that has none; the holder
+ * of a port and a process's command line are not looked up (they answer
+ * "unknown").  The unix twin is platform/unix/proc.c.
  */
 #include "platform/proc.h"
 
@@ -14,7 +15,9 @@
 
 #include <apr_strings.h>
 
+#include "common/log.h"
 #include "common/status.h"
+#include "platform/win32/plat-win32.h"
 
 /* See proc.h. */
 int
@@ -37,18 +40,15 @@ dkv_plat_proc_alive(int64_t pid)
     return alive;
 }
 
-/* See proc.h: both kinds of stop are TerminateProcess. */
-dkv_status_t
-dkv_plat_proc_signal(int64_t pid, int graceful)
+/* Terminates process PID at once (exit code 1).  Returns DKV_OK or the
+ * system's status with dkv_error_set naming the pid. */
+static dkv_status_t
+terminate(DWORD pid)
 {
     HANDLE h;
     DWORD e;
 
-    (void)graceful;
-    if (pid <= 0 || pid > 0xFFFFFFFFLL) {
-        return dkv_error_set(DKV_EINVAL, "no process %lld", (long long)pid);
-    }
-    h = OpenProcess(PROCESS_TERMINATE, FALSE, (DWORD)pid);
+    h = OpenProcess(PROCESS_TERMINATE, FALSE, pid);
     if (h != NULL) {
         if (TerminateProcess(h, 1)) {
             CloseHandle(h);
@@ -60,9 +60,53 @@ dkv_plat_proc_signal(int64_t pid, int graceful)
     else {
         e = GetLastError();
     }
-    return dkv_error_set(APR_FROM_OS_ERROR(e), "cannot terminate pid %lld"
-                         " (Windows error %lu)", (long long)pid,
+    return dkv_error_set(APR_FROM_OS_ERROR(e), "cannot terminate pid %lu"
+                         " (Windows error %lu)", (unsigned long)pid,
                          (unsigned long)e);
+}
+
+/* See proc.h: graceful sets "Local\dkv-stop-<pid>"; without that event
+ * (not a dkv daemon, or one that has not set up its stop requests yet)
+ * the process is terminated, with a warning in the log. */
+dkv_status_t
+dkv_plat_proc_signal(int64_t pid, int graceful)
+{
+    char name[64];
+    HANDLE ev;
+    DWORD e;
+    dkv_status_t st;
+
+    if (pid <= 0 || pid > 0xFFFFFFFFLL) {
+        return dkv_error_set(DKV_EINVAL, "no process %lld", (long long)pid);
+    }
+    if (!graceful) {
+        return terminate((DWORD)pid);
+    }
+    apr_snprintf(name, sizeof(name), DKV_WIN32_STOP_EVENT "%lu",
+                 (unsigned long)pid);
+    ev = OpenEventA(EVENT_MODIFY_STATE, FALSE, name);
+    if (ev != NULL) {
+        if (SetEvent(ev)) {
+            CloseHandle(ev);
+            return DKV_OK;
+        }
+        e = GetLastError();
+        CloseHandle(ev);
+    }
+    else {
+        e = GetLastError();
+    }
+    if (!dkv_plat_proc_alive(pid)) {
+        return dkv_error_set(APR_FROM_OS_ERROR(ERROR_INVALID_PARAMETER),
+                             "no process %lld", (long long)pid);
+    }
+    st = terminate((DWORD)pid);
+    if (st == DKV_OK) {
+        dkv_log(DKV_LOG_WARN, "pid %lld has no stop event %s (Windows "
+                "error %lu): terminated it instead of a graceful stop",
+                (long long)pid, name, (unsigned long)e);
+    }
+    return st;
 }
 
 /* See proc.h. */

@@ -1,22 +1,49 @@
 /*
- * signals.c (win32) -- stop requests for daemons: the console control
- * events (Ctrl+C, Ctrl+Break, window close, logoff, shutdown) call the
- * daemon's stop function on the thread Windows starts for them.  The
- * service control manager's stop request is added with the service hooks.
- * The unix twin uses SIGTERM/SIGINT.
+ * signals.c (win32) -- stop requests for daemons.  Three ways in, one
+ * stop function: the console control events (Ctrl+C, Ctrl+Break, window
+ * close, logoff, shutdown) call it on the thread Windows starts for them;
+ * the named event "Local\dkv-stop-<pid>" (plat-win32.h), which
+ * dkv_plat_proc_signal sets for a graceful stop since Windows has no
+ * SIGTERM, wakes a thread of ours that calls it; and the service control
+ * manager's stop (service.c) goes through the same event thread with
+ * dkv_plat_win32_request_stop.  The unix twin uses SIGTERM/SIGINT.
  */
 #include "platform/platform.h"
 
 #include <windows.h>
+#include <process.h>
+
+#include <apr_strings.h>
 
 #include "common/status.h"
+#include "platform/win32/plat-win32.h"
 
+/* Guards everything below. */
+static SRWLOCK lock = SRWLOCK_INIT;
 static dkv_plat_stop_fn *stop_fn;
 static void *stop_baton;
+/* The auto-reset stop event (NULL until dkv_plat_stop_signals). */
+static HANDLE stop_event;
+/* The reason of a request made in this process, NULL for one that came
+ * from outside through the event. */
+static const char *pending_reason;
 
+/* Reads the stop function under the lock. */
+static void
+get_fn(dkv_plat_stop_fn **fn, void **baton)
+{
+    AcquireSRWLockShared(&lock);
+    *fn = stop_fn;
+    *baton = stop_baton;
+    ReleaseSRWLockShared(&lock);
+}
+
+/* The console control handler: runs FN on the thread Windows made. */
 static BOOL WINAPI
 console_handler(DWORD event)
 {
+    dkv_plat_stop_fn *fn;
+    void *baton;
     const char *reason;
 
     switch (event) {
@@ -38,21 +65,100 @@ console_handler(DWORD event)
     default:
         return FALSE;
     }
-    if (stop_fn != NULL) {
-        stop_fn(stop_baton, reason);
+    get_fn(&fn, &baton);
+    if (fn != NULL) {
+        fn(baton, reason);
     }
     return TRUE;
 }
 
-/* See platform.h. */
+/* The stop event's thread: each time the event is set, calls the stop
+ * function with the pending reason, or "stop event" when another process
+ * set it.  Ends only with the process (or if waiting fails). */
+static unsigned __stdcall
+event_thread(void *arg)
+{
+    HANDLE ev = arg;
+    dkv_plat_stop_fn *fn;
+    void *baton;
+    const char *reason;
+
+    while (WaitForSingleObject(ev, INFINITE) == WAIT_OBJECT_0) {
+        AcquireSRWLockExclusive(&lock);
+        reason = pending_reason != NULL ? pending_reason : "stop event";
+        pending_reason = NULL;
+        fn = stop_fn;
+        baton = stop_baton;
+        ReleaseSRWLockExclusive(&lock);
+        if (fn != NULL) {
+            fn(baton, reason);
+        }
+    }
+    return 0;
+}
+
+/* See plat-win32.h. */
+void
+dkv_plat_win32_request_stop(const char *reason)
+{
+    HANDLE ev;
+
+    AcquireSRWLockExclusive(&lock);
+    pending_reason = reason;
+    ev = stop_event;
+    ReleaseSRWLockExclusive(&lock);
+    if (ev != NULL) {
+        (void)SetEvent(ev);
+    }
+}
+
+/* See platform.h: also creates the stop event "Local\dkv-stop-<pid>"
+ * and the thread that waits on it (once per process; a second call only
+ * replaces the function).  A request made before (the SCM's stop during
+ * start-up) is delivered at once through the event. */
 dkv_status_t
 dkv_plat_stop_signals(dkv_plat_stop_fn *fn, void *baton)
 {
+    char name[64];
+    HANDLE ev, th;
+    DWORD e;
+    int deliver;
+
+    AcquireSRWLockExclusive(&lock);
     stop_fn = fn;
     stop_baton = baton;
+    ev = stop_event;
+    ReleaseSRWLockExclusive(&lock);
     if (!SetConsoleCtrlHandler(console_handler, TRUE)) {
-        return dkv_error_set(APR_FROM_OS_ERROR(GetLastError()),
-                             "SetConsoleCtrlHandler failed");
+        e = GetLastError();
+        return dkv_error_set(APR_FROM_OS_ERROR(e), "SetConsoleCtrlHandler "
+                             "failed (Windows error %lu)", (unsigned long)e);
+    }
+    if (ev != NULL) {
+        return DKV_OK;
+    }
+    apr_snprintf(name, sizeof(name), DKV_WIN32_STOP_EVENT "%lu",
+                 (unsigned long)GetCurrentProcessId());
+    ev = CreateEventA(NULL, FALSE, FALSE, name);
+    if (ev == NULL) {
+        e = GetLastError();
+        return dkv_error_set(APR_FROM_OS_ERROR(e), "cannot create the stop "
+                             "event %s (Windows error %lu)", name,
+                             (unsigned long)e);
+    }
+    th = (HANDLE)_beginthreadex(NULL, 0, event_thread, ev, 0, NULL);
+    if (th == NULL) {
+        CloseHandle(ev);
+        return dkv_error_set(APR_EGENERAL, "cannot start the thread that "
+                             "waits on the stop event %s", name);
+    }
+    CloseHandle(th);
+    AcquireSRWLockExclusive(&lock);
+    stop_event = ev;
+    deliver = pending_reason != NULL;
+    ReleaseSRWLockExclusive(&lock);
+    if (deliver) {
+        (void)SetEvent(ev);
     }
     return DKV_OK;
 }

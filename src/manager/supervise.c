@@ -433,6 +433,14 @@ signal_node(sup_node_t *n, int graceful)
         return;
     }
     if (n->owned) {
+#ifdef _WIN32
+        /* apr_proc_kill terminates at once there: the node's stop event
+         * asks it to stop (platform/proc.h). */
+        if (graceful) {
+            (void)dkv_plat_proc_signal(n->pid, 1);
+            return;
+        }
+#endif
         (void)apr_proc_kill(&n->proc, graceful ? SIGTERM : SIGKILL);
     }
     else {
