@@ -7,13 +7,16 @@
  * that opening twice adds nothing and closing touches only rules that
  * carry dkv's tag (docs/internals/operations.md, "Firewall").
  *
- * nftables.  `nft -j list ruleset` (JSON, read with jansson) gives the
+ * nftables.  `nft -t -j list ruleset` (JSON, read with jansson; terse:
+ * without the elements of sets, which can be large blocklists) gives the
  * base chains on the input hook -- of the ip, ip6 and inet families,
  * leaving out iptables-nft's compat chains ("ip filter INPUT",
  * "ip6 filter INPUT"), which belong to the iptables backend, and
  * firewalld's table, which firewalld rewrites -- and dkv's rules with
  * their handles.  nftables is in charge when one of those chains
- * filters: a drop policy, or any rule.  dkv's rules are
+ * filters: a drop policy, or any rule (detect also says when
+ * iptables-nft's chain filters as well: dkv's rules must go there too,
+ * with -Backend iptables).  dkv's rules are
  * `tcp dport LO-HI accept comment "dkv:ROLE"`, inserted at the top of
  * every such chain, removed by handle.
  *
@@ -225,7 +228,8 @@ typedef struct nft_chain_t {
     const char *table;
     const char *name;
     const char *policy;
-    int rules; /* how many rules it has */
+    int rules;  /* how many rules it has */
+    int compat; /* 1: iptables-nft's INPUT (read, never changed) */
 } nft_chain_t;
 
 /* One of dkv's rules (its comment is a dkv tag). */
@@ -293,14 +297,17 @@ nft_rule_ports(json_t *rule, int *lo, int *hi)
 }
 
 /* Reads the ruleset: *CHAINS (nft_chain_t) the base input chains dkv
- * uses, *RULES (nft_rule_t) dkv's rules wherever they are; both in
- * ctx->pool.  Returns DKV_OK, the runner's status, fw_failed's, or
- * APR_EGENERAL when the JSON cannot be read. */
+ * uses, and iptables-nft's INPUT chains marked compat (dkv leaves them to
+ * the iptables backend, but they filter too), *RULES (nft_rule_t) dkv's
+ * rules wherever they are; both in ctx->pool.  Returns DKV_OK, the
+ * runner's status, fw_failed's, or APR_EGENERAL when the JSON cannot be
+ * read. */
 static dkv_status_t
 nft_load(dkv_fw_ctx_t *ctx, apr_array_header_t **chains,
          apr_array_header_t **rules)
 {
-    static const char *const argv[] = {"nft", "-j", "list", "ruleset", NULL};
+    static const char *const argv[] = {"nft", "-t", "-j", "list", "ruleset",
+                                       NULL};
     apr_pool_t *pool = ctx->pool;
     json_error_t jerr;
     json_t *root, *items;
@@ -322,7 +329,7 @@ nft_load(dkv_fw_ctx_t *ctx, apr_array_header_t **chains,
     root = json_loads(start, JSON_DISABLE_EOF_CHECK, &jerr);
     if (root == NULL) {
         return dkv_error_set(APR_EGENERAL,
-                             "nft -j list ruleset: cannot read its JSON: %s",
+                             "nft -t -j list ruleset: cannot read its JSON: %s",
                              jerr.text);
     }
     items = json_object_get(root, "nftables");
@@ -339,11 +346,12 @@ nft_load(dkv_fw_ctx_t *ctx, apr_array_header_t **chains,
                 || strcmp(nft_str(c, "type"), "filter") != 0
                 || (strcmp(fam, "ip") != 0 && strcmp(fam, "ip6") != 0
                     && strcmp(fam, "inet") != 0)
-                || nft_is_foreign(fam, nft_str(c, "table"),
-                                  nft_str(c, "name"))) {
+                || strcmp(nft_str(c, "table"), "firewalld") == 0) {
                 continue;
             }
             ch = apr_array_push(*chains);
+            ch->compat = nft_is_foreign(fam, nft_str(c, "table"),
+                                        nft_str(c, "name"));
             ch->family = apr_pstrdup(pool, fam);
             ch->table = apr_pstrdup(pool, nft_str(c, "table"));
             ch->name = apr_pstrdup(pool, nft_str(c, "name"));
@@ -385,7 +393,7 @@ static dkv_status_t
 nft_detect(dkv_fw_ctx_t *ctx, int *active, const char **why)
 {
     apr_array_header_t *chains, *rules;
-    const char *seen = NULL;
+    const char *seen = NULL, *compat = NULL;
     int i;
     dkv_status_t st = nft_load(ctx, &chains, &rules);
 
@@ -403,13 +411,27 @@ nft_detect(dkv_fw_ctx_t *ctx, int *active, const char **why)
         const char *d = apr_psprintf(
             ctx->pool, "%s %s %s (policy %s, %d rules)", ch->family, ch->table,
             ch->name, ch->policy, ch->rules);
+        int filters = strcmp(ch->policy, "accept") != 0 || ch->rules > 0;
 
-        seen = seen == NULL ? d : apr_pstrcat(ctx->pool, seen, ", ", d, NULL);
-        if (strcmp(ch->policy, "accept") != 0 || ch->rules > 0) {
-            *active = 1;
+        if (ch->compat) {
+            if (filters) {
+                compat = compat == NULL ? d
+                         : apr_pstrcat(ctx->pool, compat, ", ", d, NULL);
+            }
+            continue;
         }
+        seen = seen == NULL ? d : apr_pstrcat(ctx->pool, seen, ", ", d, NULL);
+        *active |= filters;
     }
-    if (*active) {
+    if (*active && compat != NULL) {
+        /* Both filter, and an accept in one base chain does not pass a
+         * packet that the other drops. */
+        *why = apr_pstrcat(ctx->pool, "nftables filters input: ", seen,
+                           "; iptables-nft filters input too: ", compat,
+                           " (open there as well with -Backend iptables)",
+                           NULL);
+    }
+    else if (*active) {
         *why = apr_pstrcat(ctx->pool, "nftables filters input: ", seen, NULL);
     }
     else if (seen != NULL) {
@@ -421,6 +443,23 @@ nft_detect(dkv_fw_ctx_t *ctx, int *active, const char **why)
                "firewalld's)";
     }
     return DKV_OK;
+}
+
+/* Notes in RULES (nft_rule_t) that CH now has dkv's rule for R, so that a
+ * range given twice is inserted once. */
+static void
+nft_remember(apr_array_header_t *rules, const nft_chain_t *ch,
+             const dkv_fw_range_t *r)
+{
+    nft_rule_t *nr = apr_array_push(rules);
+
+    nr->family = ch->family;
+    nr->table = ch->table;
+    nr->chain = ch->name;
+    nr->handle = 0;
+    nr->role = r->name;
+    nr->lo = r->lo;
+    nr->hi = r->hi;
 }
 
 /* open: inserts a tagged accept rule for each range missing from each
@@ -435,13 +474,20 @@ nft_open(dkv_fw_ctx_t *ctx, const dkv_fw_range_t *ranges, int n)
     if (st != DKV_OK) {
         return st;
     }
-    if (chains->nelts == 0) {
+    for (i = k = 0; i < chains->nelts; i++) {
+        k += !DKV_ARRAY_IDX(chains, i, nft_chain_t).compat;
+    }
+    if (k == 0) {
         return dkv_error_set(DKV_ENOTFOUND, "nftables has no input chain "
-                                            "to open ports in");
+                             "to open ports in (besides iptables-nft's and "
+                             "firewalld's)");
     }
     for (i = 0; i < chains->nelts; i++) {
         nft_chain_t *ch = &DKV_ARRAY_IDX(chains, i, nft_chain_t);
 
+        if (ch->compat) {
+            continue;
+        }
         for (j = 0; j < n; j++) {
             const char *argv[13];
             int have = 0;
@@ -474,6 +520,7 @@ nft_open(dkv_fw_ctx_t *ctx, const dkv_fw_range_t *ranges, int n)
             if (st != DKV_OK) {
                 return st;
             }
+            nft_remember(rules, ch, &ranges[j]);
         }
     }
     return DKV_OK;
@@ -950,6 +997,22 @@ typedef struct ufw_rule_t {
     int lo, hi;
 } ufw_rule_t;
 
+/* 1 when W, the words of a `ufw status` rule line before its comment
+ * ("7801:7810/tcp (v6) ALLOW Anywhere (v6)"), allow incoming traffic:
+ * a tagged DENY, LIMIT or ALLOW OUT rule opens nothing, and `ufw delete
+ * allow` would not remove it. */
+static int
+ufw_allows_in(char **w)
+{
+    int a = strcmp(w[1] != NULL ? w[1] : "", "(v6)") == 0 ? 2 : 1;
+
+    if (w[a] == NULL || strcmp(w[a], "ALLOW") != 0) {
+        return 0;
+    }
+    return w[a + 1] == NULL
+           || (strcmp(w[a + 1], "OUT") != 0 && strcmp(w[a + 1], "FWD") != 0);
+}
+
 /* Runs `ufw status`: *ACTIVE 1 when it says "Status: active"; *RULES
  * (ufw_rule_t, may be NULL) receives dkv's rules, v4 and v6 as one. */
 static dkv_status_t
@@ -982,7 +1045,7 @@ ufw_load(dkv_fw_ctx_t *ctx, int *active, apr_array_header_t **rules)
         *hash = '\0';
         w = fw_words(*line, ctx->pool);
         if (role == NULL || w[0] == NULL || strstr(w[0], "/tcp") == NULL
-            || !fw_parse_ports(w[0], &lo, &hi)) {
+            || !fw_parse_ports(w[0], &lo, &hi) || !ufw_allows_in(w)) {
             continue;
         }
         for (i = 0; i < (*rules)->nelts; i++) {
@@ -1238,10 +1301,11 @@ ipt_open(dkv_fw_ctx_t *ctx, const dkv_fw_range_t *ranges, int n)
         }
         for (i = 0; i < n; i++) {
             const char *argv[16];
+            ipt_rule_t *r;
             int have = 0;
 
             for (j = 0; j < rules->nelts; j++) {
-                ipt_rule_t *r = &DKV_ARRAY_IDX(rules, j, ipt_rule_t);
+                r = &DKV_ARRAY_IDX(rules, j, ipt_rule_t);
                 have |= (r->lo == ranges[i].lo && r->hi == ranges[i].hi);
             }
             if (have) {
@@ -1264,6 +1328,12 @@ ipt_open(dkv_fw_ctx_t *ctx, const dkv_fw_range_t *ranges, int n)
             if ((st = fw_do(ctx, argv, NULL)) != DKV_OK) {
                 return st;
             }
+            /* A range given twice is inserted once. */
+            r = apr_array_push(rules);
+            r->role = ranges[i].name;
+            r->lo = ranges[i].lo;
+            r->hi = ranges[i].hi;
+            r->spec = NULL;
         }
     }
     return DKV_OK;

@@ -11,7 +11,9 @@
  * text in the anchor file (ctx->pf_anchor_file, /etc/pf.anchors/dkv),
  * which pf.conf loads at boot with `load anchor "dkv" from ...`.  An
  * empty anchor is flushed with `pfctl -a dkv -F rules`.  The rules now
- * open are read back with `pfctl -a dkv -s rules`, by their labels.
+ * open are read back with `pfctl -a dkv -s rules`, by their labels (an
+ * anchor that does not exist yet, which pfctl refuses with "Invalid
+ * argument", reads as empty).
  *
  * pf is in charge when `pfctl -s info` says "Status: Enabled"; detection
  * also says when the main ruleset (`pfctl -s rules`) has no
@@ -150,6 +152,15 @@ pf_list(dkv_fw_ctx_t *ctx, apr_array_header_t *open)
 
     rv = dkv_fw__run(ctx, &out, &code, NULL, "pfctl", "-a", PF_ANCHOR,
                      "-s", "rules", NULL);
+    /* An anchor that does not exist yet (pf.conf does not name it and
+     * nothing was loaded into it) is refused with EINVAL: it holds no
+     * rules, and `pfctl -a dkv -f -` will make it. */
+    if (rv == DKV_OK && code != 0 && !dkv_fw__denied(out) &&
+        (dkv_fw__contains(out, "Invalid argument") ||
+         (dkv_fw__contains(out, "anchor") &&
+          dkv_fw__contains(out, "not found")))) {
+        return DKV_OK;
+    }
     rv = pf_check(ctx, rv, code, out);
     if (rv != DKV_OK) {
         return rv;

@@ -288,6 +288,20 @@ fw_config_ranges(apr_array_header_t **ranges, const char *path,
         k = line;
         for (v = eq + 1; *v == ' ' || *v == '\t'; v++) {
         }
+        /* As the manager reads it (src/common/config.c): a value in
+         * double quotes, or a comment after a blank. */
+        if (*v == '"' && (e = strchr(v + 1, '"')) != NULL) {
+            *e = '\0';
+            v++;
+        }
+        else {
+            for (e = v; *e != '\0'; e++) {
+                if (*e == '#' && e > v && (e[-1] == ' ' || e[-1] == '\t')) {
+                    *e = '\0';
+                    break;
+                }
+            }
+        }
         for (e = v + strlen(v); e > v && (e[-1] == ' ' || e[-1] == '\t');) {
             *--e = '\0';
         }
@@ -584,7 +598,9 @@ fw_change(const fw_args_t *a, dkv_fw_ctx_t *ctx, const dkv_fw_backend_t *b,
                 DKV_ARRAY_IDX(before, i, dkv_fw_range_t);
         }
     }
-    for (i = 0; err == NULL && i < done->nelts; i++) {
+    /* Every range is reported (the first one found wrong is the error),
+     * unless the backend itself failed. */
+    for (i = 0; rv == DKV_OK && i < done->nelts; i++) {
         const dkv_fw_range_t *r = &DKV_ARRAY_IDX(done, i, dkv_fw_range_t);
         int was = dkv_fw__has_range(before, r);
         int is = dkv_fw__has_range(after, r);
@@ -609,7 +625,7 @@ fw_change(const fw_args_t *a, dkv_fw_ctx_t *ctx, const dkv_fw_backend_t *b,
                        b->name);
             }
         }
-        if ((opening && !is) || (!opening && is)) {
+        if (err == NULL && ((opening && !is) || (!opening && is))) {
             err = apr_psprintf(ctx->pool, "%s accepted the change, but "
                                "%s %s is %s afterwards", b->name, r->name,
                                ports, opening ? "not open" : "still open");
@@ -710,10 +726,21 @@ cli_firewall_main(int argc, const char *const *argv, apr_pool_t *pool)
         return fw_status(&a, &ctx, forced);
     }
     if (a.ranges != NULL) {
-        rv = dkv_fw_parse_ranges(&ranges, a.ranges, pool);
+        apr_array_header_t *given;
+        int i;
+
+        rv = dkv_fw_parse_ranges(&given, a.ranges, pool);
         if (rv != DKV_OK) {
             fw_error("%s", fw_message(rv));
             return FW_EXIT_USAGE;
+        }
+        /* The same ports twice are one range (the first role given). */
+        ranges = apr_array_make(pool, given->nelts, sizeof(dkv_fw_range_t));
+        for (i = 0; i < given->nelts; i++) {
+            const dkv_fw_range_t *r = &DKV_ARRAY_IDX(given, i,
+                                                     dkv_fw_range_t);
+
+            dkv_fw__append(ranges, r->name, r->lo, r->hi);
         }
     }
     else if (a.config != NULL) {

@@ -7,8 +7,10 @@
 # denies inbound traffic, a listener on one port inside each of dkv's
 # three ranges and one outside them, and a client namespace joined to it
 # by a veth pair.  Checks: before `open` nothing connects; `status` names
-# the backend; after `open` (detected) the ranges connect and the outside
-# port does not; a second `open` (with -Backend forced) changes nothing;
+# the backend; after `open` (detected; one range given twice) the ranges
+# connect and the outside port does not; a second `open` (with -Backend
+# forced, the ranges from a manager config file with a quoted value and
+# a trailing comment) changes nothing;
 # `status` lists the ranges; a foreign rule the test adds survives
 # `close`; after `close` the ranges are refused and no dkv rule is left;
 # closing again is fine.  Once: no active firewall -> `open` exits 3 and
@@ -338,7 +340,7 @@ run_backend() {
         bad "$label: status (exit $rc) does not name $name as in charge"
     fi
 
-    dkv firewall open -Ranges "$RANGES"
+    dkv firewall open -Ranges "$RANGES,client=21061-21099"
     check "$label: open (detected) exits 0 (got $rc)" [ "$rc" = 0 ]
     expect_ports "$label: after open the ranges connect, the rest not" \
         "$RANGES_OPEN"
@@ -346,8 +348,15 @@ run_backend() {
     check "$label: open made $nrules tagged rules (got $n)" [ "$n" = "$nrules" ]
     "dump_$b" >"$T/dump1" 2>&1
 
-    dkv firewall open -Ranges "$RANGES" -Backend "$name"
-    check "$label: second open (-Backend $name) exits 0 (got $rc)" [ "$rc" = 0 ]
+    cat >"$T/manager.conf" <<'EOF'
+# the manager's settings, as dkv-manager reads them
+management-range = "21001-21010"
+cluster-range = 21011-21060    # the nodes
+client-range=21061-21099
+EOF
+    dkv firewall open -Config "$T/manager.conf" -Backend "$name"
+    check "$label: second open (-Config, -Backend $name) exits 0 (got $rc)" \
+        [ "$rc" = 0 ]
     "dump_$b" >"$T/dump2" 2>&1
     if cmp -s "$T/dump1" "$T/dump2"; then
         ok "$label: second open changed nothing"

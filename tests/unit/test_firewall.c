@@ -628,6 +628,52 @@ pf_denied_and_absent(void)
     apr_pool_destroy(pool);
 }
 
+/* An anchor that does not exist yet (pf.conf does not name it, nothing
+ * was loaded) is refused by pfctl with EINVAL: it reads as empty, so the
+ * first open loads it; other failures of the listing stay failures. */
+static void
+pf_anchor_not_there_yet(void)
+{
+    static const rec_step_t first_open[] = {
+        { "pfctl|-a|dkv|-s|rules", NULL, DKV_OK,
+          "pfctl: DIOCGETRULES: Invalid argument\n", 1 },
+        { "pfctl|-a|dkv|-f|-", "pass in quick proto tcp to any port "
+          "7801:7810 keep state label \"dkv:custom\"\n", DKV_OK, "", 0 }
+    };
+    static const rec_step_t close_none[] = {
+        { "pfctl|-a|dkv|-s|rules", NULL, DKV_OK,
+          "pfctl: DIOCGETRULES: Invalid argument\n", 1 }
+    };
+    static const rec_step_t no_pf[] = {
+        { "pfctl|-a|dkv|-s|rules", NULL, DKV_OK,
+          "pfctl: /dev/pf: No such file or directory\n", 1 }
+    };
+    apr_pool_t *pool = dkv_test_pool();
+    const char *file = apr_pstrcat(pool, dkv_test_tempdir(pool), "/dkv",
+                                   NULL);
+    apr_array_header_t *one = ranges("7801-7810", pool);
+    apr_array_header_t *got = apr_array_make(pool, 4,
+                                             sizeof(dkv_fw_range_t));
+    dkv_fw_ctx_t ctx;
+    rec_t r;
+
+    rec_ctx(&ctx, &r, first_open, NSTEPS(first_open), pool);
+    ctx.pf_anchor_file = file;
+    DKV_EXPECT_OK(dkv_fw_pf.open(&ctx, RS(one), one->nelts));
+    REC_DONE(&r);
+    DKV_EXPECT_TRUE(pf_file_rules(file, first_open[1].input, pool));
+
+    rec_ctx(&ctx, &r, close_none, NSTEPS(close_none), pool);
+    DKV_EXPECT_OK(dkv_fw_pf.close(&ctx, NULL, 0));
+    REC_DONE(&r);
+
+    rec_ctx(&ctx, &r, no_pf, NSTEPS(no_pf), pool);
+    DKV_EXPECT_STATUS(dkv_fw_pf.list(&ctx, got), APR_EGENERAL);
+    DKV_EXPECT_INT_EQ(got->nelts, 0);
+    REC_DONE(&r);
+    apr_pool_destroy(pool);
+}
+
 /* ------------------------------------------------- windows (COM seam) */
 
 /* A recording COM seam: a list of rules, a log of calls, and answers. */
@@ -1058,6 +1104,7 @@ test_firewall_register(void)
     DKV_TEST_ADD(s, pf_detect_cases);
     DKV_TEST_ADD(s, pf_open_list_close);
     DKV_TEST_ADD(s, pf_denied_and_absent);
+    DKV_TEST_ADD(s, pf_anchor_not_there_yet);
     DKV_TEST_ADD(s, windows_open_list_close);
     DKV_TEST_ADD(s, windows_unavailable_and_denied);
     DKV_TEST_ADD(s, netsh_detect_cases);

@@ -168,7 +168,7 @@ test_nft_open_list(void)
 {
     apr_pool_t *pool = dkv_test_pool();
     static const step_t steps[] = {
-        {"nft -j list ruleset", 0, nft_json},
+        {"nft -t -j list ruleset", 0, nft_json},
         {"nft insert rule inet filter input tcp dport 7811-7860 accept "
          "comment \"dkv:cluster\"",
          0, ""},
@@ -178,7 +178,7 @@ test_nft_open_list(void)
         {"nft insert rule ip6 mine in tcp dport 7811-7860 accept "
          "comment \"dkv:cluster\"",
          0, ""},
-        {"nft -j list ruleset", 0, nft_json},
+        {"nft -t -j list ruleset", 0, nft_json},
     };
     dkv_fw_ctx_t ctx;
     rec_t rec;
@@ -200,12 +200,12 @@ test_nft_close(void)
 {
     apr_pool_t *pool = dkv_test_pool();
     static const step_t steps[] = {
-        {"nft -j list ruleset", 0, nft_json},
+        {"nft -t -j list ruleset", 0, nft_json},
         {"nft delete rule inet filter input handle 7", 0, ""},
         {"nft delete rule ip6 mine in handle 4", 0, ""},
-        {"nft -j list ruleset", 0, nft_json},
+        {"nft -t -j list ruleset", 0, nft_json},
         {"nft delete rule ip6 mine in handle 4", 0, ""},
-        {"nft -j list ruleset", 0, nft_json},
+        {"nft -t -j list ruleset", 0, nft_json},
     };
     static const dkv_fw_range_t custom[] = {{"custom", 9000, 9000}};
     static const dkv_fw_range_t other[] = {{"custom", 9001, 9001}};
@@ -228,16 +228,16 @@ test_nft_detect(void)
 {
     apr_pool_t *pool = dkv_test_pool();
     static const step_t steps[] = {
-        {"nft -j list ruleset", 0, nft_json},
-        {"nft -j list ruleset", 0,
+        {"nft -t -j list ruleset", 0, nft_json},
+        {"nft -t -j list ruleset", 0,
          "{\"nftables\": [{\"chain\": {\"family\": \"ip\", \"table\":"
          " \"filter\", \"name\": \"INPUT\", \"type\": \"filter\","
          " \"hook\": \"input\", \"policy\": \"drop\"}}]}"},
-        {"nft -j list ruleset", 0, ""},
-        {"nft -j list ruleset", NOT_INSTALLED, ""},
-        {"nft -j list ruleset", 1,
+        {"nft -t -j list ruleset", 0, ""},
+        {"nft -t -j list ruleset", NOT_INSTALLED, ""},
+        {"nft -t -j list ruleset", 1,
          "Operation not permitted (you must be root)\n"},
-        {"nft -j list ruleset", 1,
+        {"nft -t -j list ruleset", 1,
          "Operation not permitted (you must be root)\n"},
     };
     dkv_fw_ctx_t ctx;
@@ -249,8 +249,15 @@ test_nft_detect(void)
     DKV_EXPECT_OK(dkv_fw_nftables.detect(&ctx, &active, &why));
     DKV_EXPECT_INT_EQ(active, 1);
     DKV_EXPECT_TRUE(strstr(why, "inet filter input (policy drop") != NULL);
+    /* iptables-nft's INPUT drops too: detect says to open it as well. */
+    DKV_EXPECT_TRUE(strstr(why, "iptables-nft filters input too: ip filter "
+                           "INPUT (policy drop, 0 rules) (open there as "
+                           "well with -Backend iptables)") != NULL);
+    DKV_EXPECT_TRUE(strstr(why, "firewalld") == NULL);
     DKV_EXPECT_OK(dkv_fw_nftables.detect(&ctx, &active, &why));
     DKV_EXPECT_INT_EQ(active, 0);
+    DKV_EXPECT_STR_EQ(why, "nftables has no input chain (besides "
+                      "iptables-nft's and firewalld's)");
     DKV_EXPECT_OK(dkv_fw_nftables.detect(&ctx, &active, &why));
     DKV_EXPECT_INT_EQ(active, 0);
     DKV_EXPECT_OK(dkv_fw_nftables.detect(&ctx, &active, &why));
@@ -260,6 +267,33 @@ test_nft_detect(void)
     DKV_EXPECT_INT_EQ(active, 0);
     DKV_EXPECT_TRUE(strstr(why, "root") != NULL);
     DKV_EXPECT_STATUS(dkv_fw_nftables.open(&ctx, two, 2), APR_EACCES);
+    rec_check(&rec);
+    apr_pool_destroy(pool);
+}
+
+/* A range given twice is inserted once in each chain (an open that read
+ * the ruleset once must remember what it inserted). */
+static void
+test_nft_open_twice_given(void)
+{
+    apr_pool_t *pool = dkv_test_pool();
+    static const char one_chain[] =
+        "{\"nftables\": [{\"chain\": {\"family\": \"inet\", \"table\":"
+        " \"filter\", \"name\": \"input\", \"type\": \"filter\","
+        " \"hook\": \"input\", \"policy\": \"drop\"}}]}";
+    static const step_t steps[] = {
+        {"nft -t -j list ruleset", 0, one_chain},
+        {"nft insert rule inet filter input tcp dport 9000 accept "
+         "comment \"dkv:custom\"",
+         0, ""},
+    };
+    static const dkv_fw_range_t twice[] = {{"custom", 9000, 9000},
+                                           {"client", 9000, 9000}};
+    dkv_fw_ctx_t ctx;
+    rec_t rec;
+
+    rec_init(&ctx, &rec, steps, NSTEPS(steps), pool);
+    DKV_EXPECT_OK(dkv_fw_nftables.open(&ctx, twice, 2));
     rec_check(&rec);
     apr_pool_destroy(pool);
 }
@@ -328,6 +362,32 @@ test_ipt(void)
     apr_pool_destroy(pool);
 }
 
+/* A range given twice is inserted once, in iptables and in ip6tables. */
+static void
+test_ipt_open_twice_given(void)
+{
+    apr_pool_t *pool = dkv_test_pool();
+    static const step_t steps[] = {
+        {"iptables -S INPUT", 0, "-P INPUT DROP\n"},
+        {"iptables -I INPUT -p tcp --dport 9000 -m comment "
+         "--comment dkv:custom -j ACCEPT",
+         0, ""},
+        {"ip6tables -S INPUT", 0, "-P INPUT DROP\n"},
+        {"ip6tables -I INPUT -p tcp --dport 9000 -m comment "
+         "--comment dkv:custom -j ACCEPT",
+         0, ""},
+    };
+    static const dkv_fw_range_t twice[] = {{"custom", 9000, 9000},
+                                           {"custom", 9000, 9000}};
+    dkv_fw_ctx_t ctx;
+    rec_t rec;
+
+    rec_init(&ctx, &rec, steps, NSTEPS(steps), pool);
+    DKV_EXPECT_OK(dkv_fw_iptables.open(&ctx, twice, 2));
+    rec_check(&rec);
+    apr_pool_destroy(pool);
+}
+
 /* ----------------------------------------------------------------- ufw */
 
 static const char ufw_status[] =
@@ -369,6 +429,49 @@ test_ufw(void)
     DKV_EXPECT_OK(dkv_fw_ufw.detect(&ctx, &active, &why));
     DKV_EXPECT_INT_EQ(active, 0);
     DKV_EXPECT_STATUS(dkv_fw_ufw.close(&ctx, NULL, 0), APR_EACCES);
+    rec_check(&rec);
+    apr_pool_destroy(pool);
+}
+
+/* A tagged rule that does not allow incoming traffic (DENY, ALLOW OUT,
+ * LIMIT) is not open: list leaves it out, open adds the allow, and close
+ * does not try `ufw delete allow` on it. */
+static void
+test_ufw_only_allow_in(void)
+{
+    apr_pool_t *pool = dkv_test_pool();
+    static const char status[] =
+        "Status: active\n\n"
+        "To                         Action      From\n"
+        "--                         ------      ----\n"
+        "7801:7810/tcp              DENY        Anywhere          "
+        "# dkv:management\n"
+        "7811:7860/tcp              ALLOW OUT   Anywhere          "
+        "# dkv:cluster\n"
+        "9000/tcp                   LIMIT       Anywhere          "
+        "# dkv:custom\n"
+        "7861:7899/tcp (v6)         ALLOW       Anywhere (v6)     "
+        "# dkv:client\n"
+        "7801:7810/tcp (v6)         DENY        Anywhere (v6)     "
+        "# dkv:management\n";
+    static const step_t steps[] = {
+        {"ufw status", 0, status},
+        {"ufw status", 0, status},
+        {"ufw allow 7801:7810/tcp comment dkv:management", 0,
+         "Rule updated\nRule updated (v6)\n"},
+        {"ufw status", 0, status},
+        {"ufw delete allow 7861:7899/tcp", 0, "Rule deleted (v6)\n"},
+    };
+    dkv_fw_ctx_t ctx;
+    rec_t rec;
+    apr_array_header_t *open = apr_array_make(pool, 4, sizeof(dkv_fw_range_t));
+
+    rec_init(&ctx, &rec, steps, NSTEPS(steps), pool);
+    DKV_EXPECT_OK(dkv_fw_ufw.list(&ctx, open));
+    DKV_EXPECT_INT_EQ(open->nelts, 1);
+    DKV_EXPECT_STR_EQ(open_role(open, 7861, 7899), "client");
+    DKV_EXPECT_OK(dkv_fw_ufw.open(&ctx, two, 1));
+    DKV_EXPECT_OK(dkv_fw_ufw.close(&ctx, NULL, 0));
     rec_check(&rec);
     apr_pool_destroy(pool);
 }
@@ -488,8 +591,11 @@ test_fw_linux_register(void)
     DKV_TEST_ADD(s, test_nft_open_list);
     DKV_TEST_ADD(s, test_nft_close);
     DKV_TEST_ADD(s, test_nft_detect);
+    DKV_TEST_ADD(s, test_nft_open_twice_given);
     DKV_TEST_ADD(s, test_ipt);
+    DKV_TEST_ADD(s, test_ipt_open_twice_given);
     DKV_TEST_ADD(s, test_ufw);
+    DKV_TEST_ADD(s, test_ufw_only_allow_in);
     DKV_TEST_ADD(s, test_firewalld_open_list);
     DKV_TEST_ADD(s, test_firewalld_idempotent_close);
 }
