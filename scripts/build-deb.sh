@@ -4,7 +4,8 @@
 # Usage: scripts/build-deb.sh BUILDDIR OUTDIR
 #
 # Configures the source tree (out of tree, in BUILDDIR; an already
-# configured BUILDDIR is reused) for the Debian paths, builds it, installs
+# configured BUILDDIR is reused; a git checkout without configure gets
+# autogen.sh first) for the Debian paths, builds it, installs
 # it into BUILDDIR/stage, adds the systemd units, the settings file and
 # the documentation, computes Depends with dpkg-shlibdeps and assembles
 # OUTDIR/dkv_<version>_<arch>.deb with dpkg-deb.  Prints the package's
@@ -45,6 +46,12 @@ done
 arch=$(dpkg-architecture -qDEB_HOST_ARCH)
 multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
 libdir=/usr/lib/$multiarch
+
+# A git checkout has no configure until autogen.sh made it.
+if [ ! -x "$top/configure" ]; then
+    echo "build-deb: no $top/configure: running autogen.sh"
+    sh "$top/autogen.sh"
+fi
 
 mkdir -p "$builddir" "$outdir"
 builddir=$(cd "$builddir" && pwd)

@@ -85,7 +85,13 @@ notify_send(const char *msg, size_t len)
     if (notify_len == 0) {
         return;
     }
+    /* Close-on-exec from the start where the system allows it: another
+     * thread may fork and exec a node between socket() and fcntl(). */
+#ifdef SOCK_CLOEXEC
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+#else
     fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+#endif
     if (fd < 0) {
         return;
     }

@@ -699,15 +699,17 @@ manager_main(int argc, const char *const *argv)
     }
     apr_thread_mutex_unlock(stopper.mutex);
 
-    /* ----- stopping */
-    dkv_plat_service_stopping((unsigned)set.stop_timeout * 1000 + 5000);
+    /* ----- stopping (the flag first: resume_thread then sends no
+     * "serving" status after ours; the wait hint covers the nodes' stop
+     * timeout, the 10 s after their kill, and 5 s for the rest) */
+    apr_atomic_set32(&srv->stopping, 1);
+    dkv_plat_service_stopping((unsigned)set.stop_timeout * 1000 + 15000);
     dkv_plat_service_status(srv->cfg.keep_nodes
                             ? "stopping, leaving the nodes running"
                             : "stopping the nodes");
     dkv_log(DKV_LOG_INFO, "stopping (%s)%s", stopper.reason,
             srv->cfg.keep_nodes ? ": leaving the nodes running"
                                 : ": stopping the nodes");
-    apr_atomic_set32(&srv->stopping, 1);
     mgr_sup_quiesce(srv->sup);
     mgr_http_stop(srv);
     if (resumer != NULL) {

@@ -132,6 +132,22 @@ clean_stops() {
         | grep -c 'closed cleanly'
 }
 
+# Succeeds when the manager runs again, active/running, under a main
+# pid other than $1.
+manager_replaced() {
+    p=$(systemctl show -p MainPID --value dkv-manager.service)
+    [ -n "$p" ] && [ "$p" != 0 ] && [ "$p" != "$1" ] \
+        && [ "$(manager_state)" = active/running ]
+}
+
+# Succeeds when none of the PIDs $@ is alive.
+all_gone() {
+    for p in "$@"; do
+        kill -0 "$p" 2>/dev/null && return 1
+    done
+    return 0
+}
+
 # The manager's ActiveState and SubState, as "active/running".
 manager_state() {
     systemctl show -p ActiveState --value dkv-manager.service | tr -d '\n'
@@ -318,8 +334,32 @@ phase2() {
     poll 60 store_running
     check $? "start: TestStore Running again"
 
-    # Removal (not purge): the services stop, the ranges close, data,
-    # keys and the user stay; installing again brings it all back.
+    # A crash: systemd kills the nodes left in the unit (KillMode=mixed)
+    # and starts the manager again (Restart=on-failure), which brings
+    # the store back.
+    pid_before=$(systemctl show -p MainPID --value dkv-manager.service)
+    nodes_before=$(pgrep -x dkv-node | tr '\n' ' ')
+    run kill -KILL "$pid_before"
+    poll 30 manager_replaced "$pid_before"
+    check $? "crash: systemd restarted the killed manager"
+    [ "$(systemctl show -p NRestarts --value dkv-manager.service)" -ge 1 ]
+    check $? "crash: NRestarts counts the restart"
+    # shellcheck disable=SC2086 # one PID per word
+    [ -n "$nodes_before" ] && all_gone $nodes_before
+    check $? "crash: the old nodes ($nodes_before) were killed with it"
+    poll 60 store_running
+    check $? "crash: TestStore Running again"
+    poll 10 nodes_in_cgroup 3
+    check $? "crash: the 3 new nodes run in the manager's cgroup"
+    WAIT=20 retry dkv Get-DkvItem -Key order:1001
+    grep -q confirmed /root/last.out
+    check $? "crash: order:1001 still reads confirmed"
+
+    # Removal (not purge): the services stop, every dkv rule closes
+    # (one outside the settings' ranges too), data, keys and the user
+    # stay; installing again brings it all back.
+    run dkv firewall open -Ranges 9000-9001
+    check $? "dkv firewall open -Ranges 9000-9001 (a custom rule)"
     run dpkg -r dkv
     check $? "dpkg -r dkv"
     ! pgrep -x dkv-manager >/dev/null && no_nodes
@@ -340,6 +380,19 @@ phase2() {
     WAIT=20 retry dkv Get-DkvItem -Key order:1001
     grep -q confirmed /root/last.out
     check $? "reinstall: order:1001 still reads confirmed"
+
+    # The same version installed over itself: prerm upgrade and postinst
+    # configure with the installed version.
+    pid_before=$(systemctl show -p MainPID --value dkv-manager.service)
+    run dpkg -i /root/dkv.deb
+    check $? "same version again: dpkg -i dkv.deb over itself"
+    poll 30 manager_replaced "$pid_before"
+    check $? "same version again: the manager restarted, active/running"
+    [ "$(systemctl is-enabled dkv-manager.service)" = enabled ] \
+        && [ "$(systemctl is-enabled dkv-firewall.service)" = enabled ]
+    check $? "same version again: both services still enabled"
+    poll 60 store_running
+    check $? "same version again: TestStore Running"
 
     [ -z "${anyfail:-}" ] || diagnose
     run dpkg --purge dkv

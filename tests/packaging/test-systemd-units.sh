@@ -272,8 +272,8 @@ cli New-DkvStore -Name SvcStore -InstancePrefix n -InstanceCount 1 \
 cli Start-DkvStore SvcStore
 node_env_clean "started by the API"
 stop_mgr
-has "$T/notify" "STOPPING=1.*EXTEND_TIMEOUT_USEC=10000000" \
-    "STOPPING=1 lacks the wait hint (stop timeout 5 s + 5 s)"
+has "$T/notify" "STOPPING=1.*EXTEND_TIMEOUT_USEC=20000000" \
+    "STOPPING=1 lacks the wait hint (stop timeout 5 s + 15 s)"
 
 # Run 2: the abstract namespace; the node comes back with the manager,
 # reported in a later STATUS.
