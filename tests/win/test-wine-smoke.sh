@@ -69,8 +69,10 @@ else
     cat "$T/node.out" "$T/node.log" 2>/dev/null
     finish
 fi
+# -Force: a shared prefix (the windows stage's) may hold another test's
+# session.
 check "Connect-DkvStore" dkv Connect-DkvStore -StoreName smoke \
-    -Endpoints "127.0.0.1:$PORT"
+    -Endpoints "127.0.0.1:$PORT" -Force
 check "Set-DkvItem" dkv Set-DkvItem -Key wine:1 -Value hello-from-wine
 if dkv Get-DkvItem wine:1 && grep -q hello-from-wine "$T/out"; then
     ok "Get-DkvItem reads the value back"
