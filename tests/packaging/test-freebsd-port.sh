@@ -233,8 +233,11 @@ fi
 printf 'pkg-dirs:\n\t@echo %s\n' \
     '$(bindir) $(libdir) $(includedir) $(pkgconfigdir)' >"$T/dirs.mk"
 # shellcheck disable=SC2046 # four words
-set -- $(make -s --no-print-directory -C "$top_builddir" -f Makefile \
-    -f "$T/dirs.mk" pkg-dirs)
+# (Only the line of paths: a make run from `make check` may still print
+# its "Entering directory" lines, whatever the flags say.)
+set -- $(env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s \
+    --no-print-directory -C "$top_builddir" -f Makefile -f "$T/dirs.mk" \
+    pkg-dirs | grep '^/')
 if [ $# -eq 4 ]; then ok; else fail "the build's directories: $*"; finish; fi
 tree=$T/tree
 mkdir -p "$tree/libdata"

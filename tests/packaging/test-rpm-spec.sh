@@ -147,8 +147,11 @@ fi
 printf 'pkg-dirs:\n\t@echo $(bindir) $(libdir) $(includedir)\n' \
     >"$T/dirs.mk"
 # shellcheck disable=SC2046 # three words
-set -- $(make -s --no-print-directory -C "$top_builddir" -f Makefile \
-    -f "$T/dirs.mk" pkg-dirs)
+# (Only the line of paths: a make run from `make check` may still print
+# its "Entering directory" lines, whatever the flags say.)
+set -- $(env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s \
+    --no-print-directory -C "$top_builddir" -f Makefile -f "$T/dirs.mk" \
+    pkg-dirs | grep '^/')
 if [ $# -eq 3 ]; then ok; else fail "bindir libdir includedir: $*"; finish; fi
 tree=$T/tree
 mkdir -p "$tree/usr"
