@@ -61,8 +61,8 @@ typedef void (dkv_plat_stop_fn)(void *baton, const char *reason);
 /* Routes the process's stop requests to FN: on Unix SIGTERM and SIGINT
  * (blocked in every thread and taken by a sigwait thread; SIGPIPE is
  * ignored, since a closed peer is reported by send() instead); on Windows
- * the console control events (Ctrl+C, Ctrl+Break, close, logoff,
- * shutdown), the named event "Local\dkv-stop-<pid>" that
+ * the console control events (Ctrl+C, Ctrl+Break, close, shutdown; not
+ * logoff), the named event "Local\dkv-stop-<pid>" that
  * dkv_plat_proc_signal() sets (reason "stop event"), and the service
  * control manager's stop (platform/service.h).  Call it once, before any
  * other thread starts, so threads inherit the signal mask.  Returns

@@ -17,8 +17,8 @@
 ; -IfActive -Config ...), adds bin to the system PATH (the PowerShell
 ; modules find dkv.exe there) and writes the uninstaller with its Add/
 ; Remove Programs entry.  The uninstaller stops and removes the service,
-; closes the ranges and removes the programs; C:\ProgramData\dkv stays
-; unless /PURGE is given.
+; closes every firewall rule dkv made and removes the programs;
+; C:\ProgramData\dkv stays unless /PURGE is given.
 ;
 ; Build (tests/win/test-wine-installer.sh does):
 ;   makensis -DVERSION=0.1.0 -DBINDIR=BUILD -DSRCDIR=SRC [-DOUTFILE=F]
@@ -142,17 +142,27 @@ Function WriteConf
 FunctionEnd
 
 ; authorized_keys beside the settings, trusting the admin key of the
-; user running the installer, unless it exists.  Without a key (dkv.exe
-; failed) the manager makes the file itself on its first start.
+; user running the installer (the service runs as LocalSystem, whose own
+; key no admin holds), unless it exists.  Without a key (dkv.exe failed)
+; the manager makes the file itself on its first start, trusting only
+; LocalSystem's key: docs/operations.md says how admins add theirs.
 Function WriteKeys
   ${If} ${FileExists} "$DataDir\authorized_keys"
     Return
   ${EndIf}
+  ; The first run makes the key when the user has none, and says so on
+  ; stderr, which nsExec mixes into the output: the second prints only
+  ; the line.
   nsExec::ExecToStack '"$INSTDIR\bin\dkv.exe" Get-DkvAdminKey'
   Pop $1
   Pop $2
+  nsExec::ExecToStack '"$INSTDIR\bin\dkv.exe" Get-DkvAdminKey'
+  Pop $1
+  Pop $2
+  StrCpy $3 $2 8
   ${If} $1 != 0
-    DetailPrint "no admin key (dkv.exe Get-DkvAdminKey: $1)"
+  ${OrIf} $3 != "ed25519 "
+    DetailPrint "no admin key (dkv.exe Get-DkvAdminKey: $1 $2)"
     Return
   ${EndIf}
   FileOpen $0 "$DataDir\authorized_keys" w
@@ -208,8 +218,15 @@ Section "dkv" SecMain
   SectionIn RO
   SetRegView 64
 
-  ; An older installation's service holds its programs open.
-  ${If} ${FileExists} "$INSTDIR\bin\dkv-manager.exe"
+  ; An older installation's service holds its programs open: it is
+  ; stopped (its nodes with it) and removed, from wherever it was
+  ; installed.
+  ReadRegStr $4 HKLM "${UNINST_KEY}" "InstallLocation"
+  ${If} $4 != ""
+  ${AndIf} ${FileExists} "$4\bin\dkv-manager.exe"
+    StrCpy $0 '"$4\bin\dkv-manager.exe" --uninstall-service'
+    !insertmacro RunLogged
+  ${ElseIf} ${FileExists} "$INSTDIR\bin\dkv-manager.exe"
     StrCpy $0 '"$INSTDIR\bin\dkv-manager.exe" --uninstall-service'
     !insertmacro RunLogged
   ${EndIf}
@@ -308,16 +325,12 @@ SectionEnd
 Section "Uninstall"
   SetRegView 64
 
-  ; The service (stopped, its nodes with it), then dkv's firewall rules:
-  ; afterwards no program knows them.
+  ; The service (stopped, its nodes with it), then every firewall rule
+  ; dkv made (not only the settings' ranges): afterwards no program
+  ; knows them.
   StrCpy $0 '"$INSTDIR\bin\dkv-manager.exe" --uninstall-service'
   !insertmacro RunLogged
-  ${If} ${FileExists} "$Conf"
-    StrCpy $0 '"$INSTDIR\bin\dkv.exe" firewall close -IfActive \
--Config "$Conf"'
-  ${Else}
-    StrCpy $0 '"$INSTDIR\bin\dkv.exe" firewall close -IfActive'
-  ${EndIf}
+  StrCpy $0 '"$INSTDIR\bin\dkv.exe" firewall close -IfActive'
   !insertmacro RunLogged
 
   Call un.RemoveFromPath

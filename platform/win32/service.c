@@ -44,15 +44,21 @@ static const char **svc_argv;
 static int svc_code;
 
 /* Reports STATE to the SCM with WAIT_HINT (ms); the checkpoint counts up
- * in the pending states.  Once STOP_PENDING, RUNNING is not reported
- * again (a stop overtook readiness).  No-op outside a service. */
+ * in the pending states.  The state only goes forward: once STOP_PENDING,
+ * neither RUNNING nor START_PENDING is reported again (a stop overtook
+ * readiness), and after STOPPED nothing is (the SCM may end the process
+ * then; a late report from another thread must not revive it).  No-op
+ * outside a service. */
 static void
 report(DWORD state, DWORD wait_hint, DWORD exit_code)
 {
+    DWORD cur;
+
     AcquireSRWLockExclusive(&lock);
-    if (!in_service || status_handle == NULL
-        || (state == SERVICE_RUNNING
-            && status.dwCurrentState == SERVICE_STOP_PENDING)) {
+    cur = status.dwCurrentState;
+    if (!in_service || status_handle == NULL || cur == SERVICE_STOPPED
+        || (cur == SERVICE_STOP_PENDING && state != SERVICE_STOP_PENDING
+            && state != SERVICE_STOPPED)) {
         ReleaseSRWLockExclusive(&lock);
         return;
     }
@@ -200,6 +206,7 @@ dkv_plat_service_dispatch(const char *name, dkv_plat_service_main_fn *fn,
     table[0].lpServiceName = to_wide(name, pool);
     table[0].lpServiceProc = service_main;
     if (table[0].lpServiceName == NULL) {
+        apr_pool_destroy(pool);
         return 1;
     }
     if (!StartServiceCtrlDispatcherW(table)) {
@@ -360,9 +367,25 @@ wait_stopped(SC_HANDLE svc)
     }
 }
 
+/* Waits up to UNINSTALL_WAIT_MS while SVC is in the state PENDING (a
+ * service starting accepts no stop yet).  Returns when it left it, or
+ * when its state cannot be read, or at the time limit. */
+static void
+wait_leaves(SC_HANDLE svc, DWORD pending)
+{
+    SERVICE_STATUS ss;
+    DWORD waited = 0;
+
+    while (QueryServiceStatus(svc, &ss) && ss.dwCurrentState == pending
+           && waited < UNINSTALL_WAIT_MS) {
+        Sleep(UNINSTALL_POLL_MS);
+        waited += UNINSTALL_POLL_MS;
+    }
+}
+
 /* See service.h: a service that does not stop within 60 s is still
  * marked for deletion (the SCM removes it when it stops), and the status
- * says so. */
+ * says so.  One still starting is first given the time to finish. */
 dkv_status_t
 dkv_plat_service_uninstall(const char *name)
 {
@@ -402,6 +425,7 @@ dkv_plat_service_uninstall(const char *name)
         }
         return scm_error(e, "opening the service", name);
     }
+    wait_leaves(svc, SERVICE_START_PENDING);
     if (QueryServiceStatus(svc, &ss) && ss.dwCurrentState != SERVICE_STOPPED) {
         if (ss.dwCurrentState != SERVICE_STOP_PENDING
             && !ControlService(svc, SERVICE_CONTROL_STOP, &ss)) {

@@ -1,7 +1,8 @@
 /*
  * signals.c (win32) -- stop requests for daemons.  Three ways in, one
  * stop function: the console control events (Ctrl+C, Ctrl+Break, window
- * close, logoff, shutdown) call it on the thread Windows starts for them;
+ * close, shutdown; not logoff, which any user's logoff sends to services)
+ * call it on the thread Windows starts for them;
  * the named event "Local\dkv-stop-<pid>" (plat-win32.h), which
  * dkv_plat_proc_signal sets for a graceful stop since Windows has no
  * SIGTERM, wakes a thread of ours that calls it; and the service control
@@ -38,7 +39,17 @@ get_fn(dkv_plat_stop_fn **fn, void **baton)
     ReleaseSRWLockShared(&lock);
 }
 
-/* The console control handler: runs FN on the thread Windows made. */
+/* How long the console handler holds a closing console or a shutdown
+ * (Windows ends the process when the handler returns), in ms: enough
+ * for the stop to finish, which ends the process first. */
+#define CLOSE_HOLD_MS 20000
+
+/* The console control handler: runs FN on the thread Windows made.  A
+ * logoff is not a stop: Windows sends it to the services (and processes
+ * of session 0) whenever any user logs off, so it goes on to the next
+ * handler (a service's default one ignores it).  For a closing console
+ * or a shutdown the handler then waits, since the process ends when it
+ * returns. */
 static BOOL WINAPI
 console_handler(DWORD event)
 {
@@ -56,9 +67,6 @@ console_handler(DWORD event)
     case CTRL_CLOSE_EVENT:
         reason = "console closed";
         break;
-    case CTRL_LOGOFF_EVENT:
-        reason = "logoff";
-        break;
     case CTRL_SHUTDOWN_EVENT:
         reason = "system shutdown";
         break;
@@ -66,8 +74,12 @@ console_handler(DWORD event)
         return FALSE;
     }
     get_fn(&fn, &baton);
-    if (fn != NULL) {
-        fn(baton, reason);
+    if (fn == NULL) {
+        return FALSE;
+    }
+    fn(baton, reason);
+    if (event == CTRL_CLOSE_EVENT || event == CTRL_SHUTDOWN_EVENT) {
+        Sleep(CLOSE_HOLD_MS);
     }
     return TRUE;
 }
@@ -145,6 +157,14 @@ dkv_plat_stop_signals(dkv_plat_stop_fn *fn, void *baton)
         return dkv_error_set(APR_FROM_OS_ERROR(e), "cannot create the stop "
                              "event %s (Windows error %lu)", name,
                              (unsigned long)e);
+    }
+    if (GetLastError() == ERROR_ALREADY_EXISTS) {
+        /* Made before us by another process of the session, with its
+         * own security: whoever did could stop us at will. */
+        CloseHandle(ev);
+        return dkv_error_set(APR_FROM_OS_ERROR(ERROR_ALREADY_EXISTS),
+                             "the stop event %s exists already (made by "
+                             "another process): refusing to use it", name);
     }
     th = (HANDLE)_beginthreadex(NULL, 0, event_thread, ev, 0, NULL);
     if (th == NULL) {

@@ -12,6 +12,9 @@
 #     files/ (as NAME.in), PORTDOCS exist in the source tree, pkg-descr
 #     and distinfo are well formed, pkg-install and pkg-deinstall pass
 #     `sh -n` and shellcheck and open/close the ranges with -IfActive;
+#     run with a stand-in dkv and rc.d script: an install opens the
+#     ranges, a removal stops the manager and closes every dkv rule, an
+#     upgrade (PKG_UPGRADE) closes nothing and restarts the manager;
 #   - the sample settings are the packaged settings with the port's
 #     paths (/var/db/dkv, %%PREFIX%%/etc/dkv);
 #   - pkg-plist against `make install DESTDIR` of $top_builddir mapped to
@@ -195,23 +198,46 @@ check "pkg-install opens the ranges with -IfActive" \
     grep -q 'firewall open -IfActive -Config' "$PORT/pkg-install"
 check "pkg-deinstall closes them with -IfActive" \
     grep -q 'firewall close -IfActive' "$PORT/pkg-deinstall"
-# pkg-install run for real with a stand-in dkv that records its
-# arguments: POST-INSTALL opens, PRE-INSTALL does nothing.
-mkdir -p "$T/p/bin" "$T/p/etc/dkv"
+# pkg-install and pkg-deinstall run for real with a stand-in dkv and
+# rc.d script that record their arguments (the manager "runs"):
+# POST-INSTALL opens, PRE-INSTALL does nothing; DEINSTALL stops the
+# manager and closes, POST-DEINSTALL does nothing.
+mkdir -p "$T/p/bin" "$T/p/etc/dkv" "$T/p/etc/rc.d"
 : >"$T/p/etc/dkv/dkv-manager.conf"
 printf '#!/bin/sh\necho "$*" >>"%s/calls"\n' "$T" >"$T/p/bin/dkv"
-chmod +x "$T/p/bin/dkv"
-PKG_PREFIX=$T/p sh "$PORT/pkg-install" "dkv-$version" PRE-INSTALL
-PKG_PREFIX=$T/p sh "$PORT/pkg-install" "dkv-$version" POST-INSTALL
-PKG_PREFIX=$T/p sh "$PORT/pkg-deinstall" "dkv-$version" DEINSTALL
-PKG_PREFIX=$T/p sh "$PORT/pkg-deinstall" "dkv-$version" POST-DEINSTALL
-printf '%s\n' \
-    "firewall open -IfActive -Config $T/p/etc/dkv/dkv-manager.conf" \
-    "firewall close -IfActive" >"$T/want-calls"
-if cmp -s "$T/calls" "$T/want-calls"; then ok; else
-    fail "pkg-install/pkg-deinstall ran dkv with other arguments"
-    sed 's/^/  | /' "$T/calls" 2>/dev/null
-fi
+printf '#!/bin/sh\necho "rc $*" >>"%s/calls"\n' "$T" \
+    >"$T/p/etc/rc.d/dkv_manager"
+chmod +x "$T/p/bin/dkv" "$T/p/etc/rc.d/dkv_manager"
+# scripts PHASE...: runs pkg-install or pkg-deinstall for each PHASE.
+scripts() {
+    for ph in "$@"; do
+        case $ph in
+            *DEINSTALL) s=pkg-deinstall ;;
+            *) s=pkg-install ;;
+        esac
+        PKG_PREFIX=$T/p sh "$PORT/$s" "dkv-$version" "$ph"
+    done
+}
+# calls_are WHAT LINE...: the recorded calls were these lines.
+calls_are() {
+    what=$1; shift
+    printf '%s\n' "$@" >"$T/want-calls"
+    if cmp -s "$T/calls" "$T/want-calls"; then ok; else
+        fail "$what: other calls (< got, > expected)"
+        diff "$T/calls" "$T/want-calls" | sed 's/^/  | /'
+    fi
+    rm -f "$T/calls"
+}
+open_call="firewall open -IfActive -Config $T/p/etc/dkv/dkv-manager.conf"
+(unset PKG_UPGRADE; scripts PRE-INSTALL POST-INSTALL)
+calls_are "an install" "$open_call"
+(unset PKG_UPGRADE; scripts DEINSTALL POST-DEINSTALL)
+calls_are "a removal" "rc onestatus" "rc onestop" "firewall close -IfActive"
+# An upgrade, in pkg's order: new PRE-INSTALL, old DEINSTALL, new
+# POST-INSTALL (and no POST-DEINSTALL).
+(PKG_UPGRADE=yes; export PKG_UPGRADE
+ scripts PRE-INSTALL DEINSTALL POST-INSTALL)
+calls_are "an upgrade" "$open_call" "rc onestatus" "rc onerestart"
 
 # The sample settings: the packaged ones with the port's paths.
 sed -e 's#/var/lib/dkv#/var/db/dkv#' -e 's#/etc/dkv/#%%PREFIX%%/etc/dkv/#' \

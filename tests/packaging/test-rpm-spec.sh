@@ -5,9 +5,14 @@
 #     Source0 (= `make dist`'s tarball), the BuildRequires;
 #   - the units and the settings file its %install copies exist in
 #     packaging/systemd, and the sysusers file in packaging/rpm;
-#   - every scriptlet passes `sh -n`; %post opens the ranges and %preun
-#     closes them (-IfActive -Config /etc/dkv/dkv-manager.conf), with the
-#     systemd macros;
+#   - every scriptlet passes `sh -n`; %post opens the ranges (-IfActive
+#     -Config /etc/dkv/dkv-manager.conf) and %preun closes every dkv
+#     rule, with the systemd macros; then %post and %preun run for real
+#     (paths moved under a scratch directory, a stand-in dkv recording its
+#     calls, no systemd): an install ($1 = 1) writes authorized_keys with
+#     the admin key and opens the ranges, an upgrade ($1 = 2) does
+#     neither and keeps the keys; an erase ($1 = 0) closes the rules, the
+#     old package's %preun of an upgrade ($1 = 1) does not;
 #   - %files against `make install DESTDIR` of $top_builddir, its
 #     bindir, libdir and includedir moved to /usr/bin, /usr/lib64 and
 #     /usr/include, without the libtool archive and the static library
@@ -126,15 +131,57 @@ done
 check "%post opens the ranges" grep -q -F \
     'dkv firewall open -IfActive -Config /etc/dkv/dkv-manager.conf' \
     "$T/scriptlet.post"
-check "%preun closes them" grep -q -F \
-    'dkv firewall close -IfActive -Config /etc/dkv/dkv-manager.conf' \
-    "$T/scriptlet.preun"
+check "%preun closes every dkv rule" grep -q -F \
+    'dkv firewall close -IfActive >' "$T/scriptlet.preun"
 check "%pre adds the dkv user" grep -q 'useradd .*dkv' "$T/scriptlet.pre"
 for m in '%systemd_post dkv-manager.service' \
     '%systemd_preun dkv-manager.service' \
     '%systemd_postun_with_restart dkv-manager.service'; do
     check "the spec uses $m" grep -q -F "$m" "$SPEC"
 done
+
+# The scriptlets run, by $1: paths moved under $T/run, a stand-in dkv.
+mkdir -p "$T/run/stub" "$T/run/etc/dkv"
+# shellcheck disable=SC2016 # the stand-in's own variables
+printf '#!/bin/sh\necho "$*" >>"%s/run/calls"\n%s\n' "$T" \
+    '[ "$1" = Get-DkvAdminKey ] && echo "ed25519 AAAA test@host"; exit 0' \
+    >"$T/run/stub/dkv"
+chmod +x "$T/run/stub/dkv"
+for s in post preun; do
+    sed -e "s#/usr/bin/dkv#$T/run/stub/dkv#g" -e "s#/etc/dkv#$T/run/etc/dkv#g" \
+        -e "s#/sbin/ldconfig#:#g" -e "s#/run/systemd/system#$T/no-systemd#g" \
+        -e "s#systemd-update-helper#no-such-helper#g" \
+        -e "s#systemctl#$T/no-systemctl#g" "$T/scriptlet.$s" >"$T/run/$s.sh"
+done
+# run_scriptlet NAME ARG: runs it, the calls it made in $T/run/got.
+run_scriptlet() {
+    rm -f "$T/run/calls"
+    env -u SUDO_USER sh "$T/run/$1.sh" "$2" >/dev/null 2>&1
+    cat "$T/run/calls" 2>/dev/null >"$T/run/got"
+}
+expect_calls() {   # expect_calls WHAT LINE...: $T/run/got is these lines
+    what=$1; shift
+    if [ $# -eq 0 ]; then : >"$T/run/want"
+    else printf '%s\n' "$@" >"$T/run/want"; fi
+    if cmp -s "$T/run/got" "$T/run/want"; then ok; else
+        fail "$what: dkv was run as (< got, > expected)"
+        diff "$T/run/got" "$T/run/want" | sed 's/^/  | /'
+    fi
+}
+run_scriptlet post 1
+expect_calls "%post of an install" "Get-DkvAdminKey" \
+    "firewall open -IfActive -Config $T/run/etc/dkv/dkv-manager.conf"
+check "%post of an install writes authorized_keys with the admin key" \
+    grep -q -x 'ed25519 AAAA test@host' "$T/run/etc/dkv/authorized_keys"
+echo "ed25519 BBBB kept@host" >"$T/run/etc/dkv/authorized_keys"
+run_scriptlet post 2
+expect_calls "%post of an upgrade"
+check "%post of an upgrade keeps authorized_keys" \
+    grep -q -x 'ed25519 BBBB kept@host' "$T/run/etc/dkv/authorized_keys"
+run_scriptlet preun 1
+expect_calls "%preun of an upgrade"
+run_scriptlet preun 0
+expect_calls "%preun of an erase" "firewall close -IfActive"
 
 # -------------------------------------------- %files against make install
 stage=$T/stage

@@ -110,14 +110,16 @@ win_setup() {
     export WINEPREFIX
     trap win_cleanup EXIT
     trap 'exit 1' INT TERM HUP
-    # A new prefix is made first, and its server left to end: a server
-    # started on the empty directory ends up with two services.exe, one
-    # of which does not know the services created in the other.
+    # A new prefix is made first, and its server ended: a server started
+    # on the empty directory can end up with two services.exe, one of
+    # which does not know the services created in the other (sc and reg
+    # then fail every other call).
     if [ "$OWN_PREFIX" = 1 ] || [ ! -f "$WINEPREFIX/system.reg" ]; then
         mkdir -p "$WINEPREFIX"
         echo "making the wine prefix $WINEPREFIX"
         timeout 180 wineboot -i >/dev/null 2>&1 ||
             skip "wineboot could not make a prefix in $WINEPREFIX"
+        wineserver -k >/dev/null 2>&1
         timeout 30 wineserver -w >/dev/null 2>&1
     fi
     # Then a server that stays 60 s after its last program (services need

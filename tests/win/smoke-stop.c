@@ -10,6 +10,12 @@
  *   smoke-stop stop PID          graceful: sets "Local\dkv-stop-PID"
  *   smoke-stop kill PID          forced: TerminateProcess
  *       exit 0 when the request was delivered, 1 with a message if not.
+ *   smoke-stop ... --client-port PORT ...   (run by dkv-manager as its
+ *       --node-bin): a node that ignores stop requests.  It listens on
+ *       127.0.0.1:PORT (or --bind ADDR), takes its stop event like a
+ *       daemon, prints "stop request ignored (REASON)" for each request
+ *       (to stdout, which the manager sends to node.log) and runs until
+ *       terminated, at most 300 s.
  */
 #include "platform/proc.h"
 
@@ -20,6 +26,7 @@
 #include <string.h>
 
 #include <apr_general.h>
+#include <apr_network_io.h>
 #include <apr_strings.h>
 
 #include "common/status.h"
@@ -119,12 +126,64 @@ run(const char *pidfile, const char *seconds, int argc,
     return (int)code;
 }
 
+/* The deaf node's stop function: says so and does nothing else. */
+static void
+ignore_stop(void *baton, const char *reason)
+{
+    (void)baton;
+    printf("stop request ignored (%s)\n", reason);
+    fflush(stdout);
+}
+
+/* The deaf node (see the header comment): ARGV as dkv-manager gives it
+ * to a node.  Returns the exit status (2 when it cannot listen). */
+static int
+deaf(int argc, const char *const *argv)
+{
+    apr_pool_t *pool;
+    apr_sockaddr_t *sa;
+    apr_socket_t *sock;
+    const char *bind = "127.0.0.1";
+    apr_port_t port = 0;
+    int i;
+
+    for (i = 1; i + 1 < argc; i++) {
+        if (strcmp(argv[i], "--client-port") == 0) {
+            port = (apr_port_t)apr_atoi64(argv[i + 1]);
+        }
+        else if (strcmp(argv[i], "--bind") == 0) {
+            bind = argv[i + 1];
+        }
+    }
+    if (port == 0 || apr_pool_create(&pool, NULL) != APR_SUCCESS
+        || apr_sockaddr_info_get(&sa, bind, APR_INET, port, 0, pool)
+           != APR_SUCCESS
+        || apr_socket_create(&sock, APR_INET, SOCK_STREAM, APR_PROTO_TCP,
+                             pool) != APR_SUCCESS
+        || apr_socket_bind(sock, sa) != APR_SUCCESS
+        || apr_socket_listen(sock, 16) != APR_SUCCESS) {
+        printf("deaf node: cannot listen on %s:%u\n", bind, (unsigned)port);
+        return 2;
+    }
+    if (dkv_plat_stop_signals(ignore_stop, NULL) != DKV_OK) {
+        printf("deaf node: %s\n", dkv_last_error());
+        return 2;
+    }
+    printf("deaf node listening on %s:%u, ignoring stop requests\n", bind,
+           (unsigned)port);
+    fflush(stdout);
+    for (i = 0; i < 300; i++) {
+        Sleep(1000);
+    }
+    return 0;
+}
+
 /* Dispatches on the first argument.  Returns the exit status. */
 int
 main(int argc, const char *const *argv)
 {
     dkv_status_t st;
-    int graceful;
+    int graceful, i;
 
     if (apr_app_initialize(&argc, &argv, NULL) != APR_SUCCESS) {
         return 2;
@@ -132,6 +191,11 @@ main(int argc, const char *const *argv)
     atexit(apr_terminate);
     if (argc >= 5 && strcmp(argv[1], "run") == 0) {
         return run(argv[2], argv[3], argc - 4, argv + 4);
+    }
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--client-port") == 0) {
+            return deaf(argc, argv);
+        }
     }
     if (argc == 3 && (strcmp(argv[1], "stop") == 0
                       || strcmp(argv[1], "kill") == 0)) {

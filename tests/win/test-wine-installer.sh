@@ -227,6 +227,23 @@ if grep -q '^ed25519 ' "$DATA/authorized_keys" 2>/dev/null; then
 else
     bad "authorized_keys has no key"
 fi
+# Nothing else in it (dkv.exe's message that it made the key goes to
+# stderr, which the installer's nsExec mixes into the output).
+if tr -d '\r' <"$DATA/authorized_keys" 2>/dev/null |
+   grep -v -e '^#' -e '^ed25519 [A-Za-z0-9+/=]* [^ ]*$' | grep -q .; then
+    bad "authorized_keys has other lines:"
+    sed 's/^/  | /' "$DATA/authorized_keys"
+else
+    ok "authorized_keys holds only comments and key lines"
+fi
+mine=$(timeout 60 wine "$PF/bin/dkv.exe" Get-DkvAdminKey 2>/dev/null |
+    tr -d '\r' | cut -d ' ' -f 2)
+if [ -n "$mine" ] && tr -d '\r' <"$DATA/authorized_keys" |
+   grep -q -F "ed25519 $mine "; then
+    ok "the key in authorized_keys is this user's (dkv Get-DkvAdminKey)"
+else
+    bad "this user's key '$mine' is not in authorized_keys"
+fi
 check "Add/Remove Programs: DisplayVersion $version" \
     test "$(reg_value "$UNKEY" DisplayVersion)" = "$version"
 check "Add/Remove Programs: the uninstaller" \

@@ -5,14 +5,18 @@
 # stopped gracefully through its stop event "Local\dkv-stop-<pid>" the
 # way dkv-manager stops nodes (tests/win/smoke-stop.exe calls
 # dkv_plat_proc_signal), exits 0 and says so in its log, keeps the item
-# across a restart, and a forced stop ends it with exit code 1.  Then
-# `dkv.exe firewall status|open` must answer without crashing (wine's
-# firewall API accepts rules and stores nothing).
+# across a restart, and a forced stop ends it with exit code 1.  Then a
+# node that ignores its stop event (smoke-stop.exe as dkv-manager.exe's
+# --node-bin, with stop-timeout 3): Stop-DkvStore still ends it, killed
+# after the 3 s, and the manager itself stops through its stop event.
+# Then `dkv.exe firewall status|open` must answer without crashing
+# (wine's firewall API accepts rules and stores nothing).
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=/dev/null # tests/win/smoke-lib.sh, checked alone
 . "$here/smoke-lib.sh"
 
 NODE_BG=
+MGR_BG=
 # shellcheck disable=SC2317 # called by win_cleanup, the exit trap
 test_cleanup() {
     if [ -n "$NODE_BG" ] && kill -0 "$NODE_BG" 2>/dev/null; then
@@ -22,6 +26,14 @@ test_cleanup() {
         fi
         kill "$NODE_BG" 2>/dev/null
         wait "$NODE_BG" 2>/dev/null
+    fi
+    if [ -n "$MGR_BG" ] && kill -0 "$MGR_BG" 2>/dev/null; then
+        if [ -s "$T/mgr.pid" ]; then
+            wine_run 20 "$B/tests/win/smoke-stop.exe" kill \
+                "$(tr -d '\r\n' < "$T/mgr.pid")" >/dev/null 2>&1
+        fi
+        kill "$MGR_BG" 2>/dev/null
+        wait "$MGR_BG" 2>/dev/null
     fi
 }
 
@@ -123,6 +135,102 @@ if wine_run 30 "$B/tests/win/smoke-stop.exe" stop 4000000 \
     bad "smoke-stop stop of a pid that does not exist succeeded"
 else
     ok "no such pid: $(cat "$T/out")"
+fi
+
+# ------------------------------------- a node that ignores its stop event
+# 10 free loopback ports in a row, never 78xx: the manager's BASE, a
+# cluster port BASE+2 and a client port BASE+6.
+BASE=$(python3 -c '
+import random, socket
+def free(p):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+for _ in range(50):
+    b = random.randrange(30000, 40000)
+    if all(free(b + i) for i in range(10)):
+        print(b)
+        break
+' 2>/dev/null)
+if [ -z "$BASE" ] || ! command -v curl >/dev/null 2>&1; then
+    echo "SKIP (part): no python3, curl or free ports for the deaf node"
+else
+    mkdir -p "$T/deaf"
+    cat >"$T/deaf/mgr.conf" <<CONF
+data-dir = $W\\deaf\\data
+bind = 127.0.0.1
+port = $BASE
+management-range = $BASE-$((BASE + 1))
+cluster-range = $((BASE + 2))-$((BASE + 5))
+client-range = $((BASE + 6))-$((BASE + 9))
+node-bin = $(winpath "$B/tests/win/smoke-stop.exe")
+stop-timeout = 3
+log-file = $W\\deaf\\mgr.log
+CONF
+    rm -f "$T/mgr.pid"
+    wine_run 180 "$B/tests/win/smoke-stop.exe" run "$W\\mgr.pid" 150 \
+        "$(winpath "$B/dkv-manager.exe")" --config "$W\\deaf\\mgr.conf" \
+        >"$T/mgr.out" 2>&1 &
+    MGR_BG=$!
+    n=0
+    until curl -s -m 3 "http://127.0.0.1:$BASE/health" 2>/dev/null |
+          grep -q '"status"'; do
+        n=$((n + 1))
+        [ "$n" -gt 120 ] && break
+        sleep 0.5
+    done
+    if [ "$n" -le 120 ] && wait_file "$T/mgr.pid" 50; then
+        ok "a console dkv-manager.exe with the deaf node program answers"
+        check "Connect-DkvManager" dkv Connect-DkvManager \
+            -Managers "127.0.0.1:$BASE" -Force
+        check "New-DkvStore Deaf" dkv New-DkvStore -Name Deaf \
+            -InstancePrefix deaf -InstanceCount 1 \
+            -ClustronPort $((BASE + 2)) -ClientPort $((BASE + 6))
+        if dkv Start-DkvStore Deaf; then ok "Start-DkvStore Deaf"; else
+            bad "Start-DkvStore Deaf: $(cat "$T/out")"; fi
+        t0=$(date +%s)
+        dkv Stop-DkvStore Deaf
+        rc=$?
+        t1=$(date +%s)
+        sed 's/^/    /' "$T/out"
+        if [ "$rc" -eq 0 ] && grep -q -i "killed after 3 s" "$T/out" \
+           && [ $((t1 - t0)) -ge 3 ]; then
+            ok "Stop-DkvStore killed the deaf node after 3 s"
+        else
+            bad "Stop-DkvStore of the deaf node: exit $rc in" \
+                "$((t1 - t0)) s"
+        fi
+        DLOG=$(find "$T/deaf/data" -name node.log 2>/dev/null | head -n 1)
+        check "the deaf node got the stop event and ignored it" \
+            grep -q "stop request ignored (stop event)" "${DLOG:-/dev/null}"
+        if curl -s -m 2 "http://127.0.0.1:$((BASE + 6))/" >/dev/null 2>&1 \
+           || python3 -c 'import socket, sys
+s = socket.socket(); s.settimeout(2)
+sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)' \
+               $((BASE + 6)); then
+            bad "the deaf node's port $((BASE + 6)) still accepts"
+        else
+            ok "the deaf node is gone (its port refuses)"
+        fi
+        MPID=$(tr -d '\r\n' < "$T/mgr.pid")
+        check "the manager's stop event" \
+            wine_run 30 "$B/tests/win/smoke-stop.exe" stop "$MPID"
+        wait "$MGR_BG"
+        rc=$?
+        MGR_BG=
+        check "the manager exited 0 after its stop event (got $rc)" \
+            [ "$rc" -eq 0 ]
+        check "manager log: stopping (stop event)" \
+            grep -q "stopping (stop event)" "$T/deaf/mgr.log"
+    else
+        bad "the console manager did not answer on $BASE"
+        cat "$T/mgr.out" "$T/deaf/mgr.log" 2>/dev/null
+    fi
 fi
 
 # ------------------------------------------------------------ firewall
