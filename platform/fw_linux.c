@@ -595,11 +595,10 @@ typedef struct fwd_state_t {
     apr_array_header_t *roles; /* dkv_fw_range_t, from the description */
 } fwd_state_t;
 
-/* Runs firewall-cmd with ARGS (NULL-terminated, without argv[0]); *OUT
- * and *CODE as for fw_run.  Returns the runner's status. */
-static dkv_status_t
-fwd_run(dkv_fw_ctx_t *ctx, const char *const *args, char **out, int *code,
-        const char ***argvp)
+/* firewall-cmd's whole argument vector: "firewall-cmd" then ARGS
+ * (NULL-terminated, without argv[0]), in ctx->pool. */
+static const char *const *
+fwd_argv(dkv_fw_ctx_t *ctx, const char *const *args)
 {
     const char **argv;
     int n = 0, i;
@@ -612,32 +611,28 @@ fwd_run(dkv_fw_ctx_t *ctx, const char *const *args, char **out, int *code,
     for (i = 0; i <= n; i++) {
         argv[i + 1] = args[i];
     }
+    return argv;
+}
+
+/* Runs firewall-cmd with ARGS; *OUT and *CODE as for fw_run, *ARGVP (may
+ * be NULL) the whole vector for fw_failed.  Returns the runner's status. */
+static dkv_status_t
+fwd_run(dkv_fw_ctx_t *ctx, const char *const *args, char **out, int *code,
+        const char *const **argvp)
+{
+    const char *const *argv = fwd_argv(ctx, args);
+
     if (argvp != NULL) {
         *argvp = argv;
     }
     return fw_run(ctx, argv, out, code);
 }
 
-/* Runs firewall-cmd with ARGS and requires exit 0.  Returns DKV_OK, the
- * runner's status or fw_failed's. */
+/* Runs firewall-cmd with ARGS and requires exit 0 (fw_do). */
 static dkv_status_t
 fwd_do(dkv_fw_ctx_t *ctx, const char *const *args, char **out)
 {
-    const char **argv;
-    char *o;
-    int code;
-    dkv_status_t st = fwd_run(ctx, args, &o, &code, &argv);
-
-    if (out != NULL) {
-        *out = o;
-    }
-    if (st != DKV_OK) {
-        return st;
-    }
-    if (code != 0) {
-        return fw_failed(ctx, argv, o, code);
-    }
-    return DKV_OK;
+    return fw_do(ctx, fwd_argv(ctx, args), out);
 }
 
 /* Asks whether the default zone has service dkv (permanent config when
@@ -649,7 +644,7 @@ fwd_query(dkv_fw_ctx_t *ctx, int permanent, int *yes)
     static const char *const perm[] = {"--permanent", "--query-service=dkv",
                                        NULL};
     static const char *const rt[] = {"--query-service=dkv", NULL};
-    const char **argv;
+    const char *const *argv;
     char *out;
     int code;
     dkv_status_t st = fwd_run(ctx, permanent ? perm : rt, &out, &code, &argv);
@@ -672,7 +667,7 @@ fwd_load(dkv_fw_ctx_t *ctx, fwd_state_t *s)
                                         "--get-ports", NULL};
     static const char *const desc[] = {"--permanent", "--service=dkv",
                                        "--get-description", NULL};
-    const char **argv;
+    const char *const *argv;
     char *out, **w;
     int code;
     dkv_status_t st;
