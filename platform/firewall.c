@@ -312,22 +312,11 @@ const char *
 dkv_fw__first_line(const char *text, apr_pool_t *pool)
 {
     const char *p = text != NULL ? text : "";
+    size_t n;
 
-    for (;;) {
-        size_t n;
-
-        while (*p == '\n' || *p == '\r' || *p == ' ' || *p == '\t') {
-            p++;
-        }
-        if (*p == '\0') {
-            return "";
-        }
-        n = strcspn(p, "\r\n");
-        if (n > FW_LINE_MAX) {
-            n = FW_LINE_MAX;
-        }
-        return apr_pstrndup(pool, p, n);
-    }
+    p += strspn(p, "\r\n \t");
+    n = strcspn(p, "\r\n");
+    return apr_pstrndup(pool, p, n < FW_LINE_MAX ? n : FW_LINE_MAX);
 }
 
 /* See fw-int.h. */
@@ -689,11 +678,10 @@ dkv_fw_backend_named(const char *name)
     return NULL;
 }
 
-/* Runs B's detect: *ACTIVE and a one-line *WHY, also when detect itself
- * failed (its message becomes the reason). */
-static void
-fw_detect_one(dkv_fw_ctx_t *ctx, const dkv_fw_backend_t *b, int *active,
-              const char **why)
+/* See fw-int.h. */
+void
+dkv_fw__detect_one(dkv_fw_ctx_t *ctx, const dkv_fw_backend_t *b,
+                   int *active, const char **why)
 {
     dkv_status_t rv;
 
@@ -728,7 +716,7 @@ dkv_fw_detect(dkv_fw_ctx_t *ctx, const dkv_fw_backend_t **found,
         int active;
         const char *why;
 
-        fw_detect_one(ctx, *b, &active, &why);
+        dkv_fw__detect_one(ctx, *b, &active, &why);
         rep = apr_pstrcat(ctx->pool, rep, (*b)->name, ": ", why, "\n",
                           NULL);
         inline_rep = apr_pstrcat(ctx->pool, inline_rep,

@@ -1,8 +1,9 @@
 /*
- * fw-int.h -- helpers the firewall backends share (platform/firewall.c
- * defines them): running a program through ctx->exec with a varargs
- * argv, turning a failed command into a status and a message, and small
- * operations on arrays of dkv_fw_range_t.  Not installed; not part of
+ * fw-int.h -- helpers the firewall backends and `dkv firewall` share
+ * (platform/firewall.c defines them): running a program through
+ * ctx->exec with a varargs argv, one backend's detection, turning a
+ * failed command into a status and a message, and small operations on
+ * arrays of dkv_fw_range_t.  Not installed; not part of
  * any public interface.
  */
 #ifndef DKV_PLATFORM_FW_INT_H
@@ -25,6 +26,12 @@ dkv_status_t dkv_fw__run(dkv_fw_ctx_t *ctx, char **out, int *code,
 /* The same with an argv array (NULL-terminated). */
 dkv_status_t dkv_fw__runv(dkv_fw_ctx_t *ctx, char **out, int *code,
                           const char *input, const char *const *argv);
+
+/* Runs B's detect: *ACTIVE and a one-line *WHY (in ctx->pool), also
+ * when detect itself failed (its message becomes the reason, "cannot
+ * tell: ..."; *ACTIVE is then 0). */
+void dkv_fw__detect_one(dkv_fw_ctx_t *ctx, const dkv_fw_backend_t *b,
+                        int *active, const char **why);
 
 /* 1 when OUT says the program lacked privileges ("Permission denied",
  * "Operation not permitted", "must be root", "You need to be root",

@@ -86,24 +86,16 @@ fw_failed(dkv_fw_ctx_t *ctx, const char *const *argv, const char *out, int code)
     return dkv_fw__failed(ctx, cmd, code, out);
 }
 
-/* Runs ARGV through ctx->exec.  *OUT (never NULL, in ctx->pool) and
- * *CODE are its output and exit code.  Returns the runner's status:
- * DKV_OK when the program ran, whatever its exit code. */
-static dkv_status_t
-fw_run(dkv_fw_ctx_t *ctx, const char *const *argv, char **out, int *code)
-{
-    return dkv_fw__runv(ctx, out, code, NULL, argv);
-}
-
-/* Runs ARGV and requires exit code 0.  *OUT as for fw_run (may be NULL
- * when the caller does not want it).  Returns DKV_OK, the runner's
+/* Runs ARGV through ctx->exec (dkv_fw__runv, no input) and requires
+ * exit code 0.  *OUT (may be NULL when the caller does not want it)
+ * receives the output, in ctx->pool.  Returns DKV_OK, the runner's
  * status, or fw_failed's. */
 static dkv_status_t
 fw_do(dkv_fw_ctx_t *ctx, const char *const *argv, char **out)
 {
     char *o;
     int code;
-    dkv_status_t st = fw_run(ctx, argv, &o, &code);
+    dkv_status_t st = dkv_fw__runv(ctx, &o, &code, NULL, argv);
 
     if (out != NULL) {
         *out = o;
@@ -115,14 +107,6 @@ fw_do(dkv_fw_ctx_t *ctx, const char *const *argv, char **out)
         return fw_failed(ctx, argv, o, code);
     }
     return DKV_OK;
-}
-
-/* R's ports as "LO<SEP>HI", or "LO" when the range is one port, in
- * POOL. */
-static const char *
-fw_ports(const dkv_fw_range_t *r, char sep, apr_pool_t *pool)
-{
-    return dkv_fw__ports(r, sep, pool);
 }
 
 /* Parses "LO-HI", "LO:HI" or "LO" at the start of TEXT, ended by the
@@ -510,7 +494,7 @@ nft_open(dkv_fw_ctx_t *ctx, const dkv_fw_range_t *ranges, int n)
             argv[5] = ch->name;
             argv[6] = "tcp";
             argv[7] = "dport";
-            argv[8] = fw_ports(&ranges[j], '-', ctx->pool);
+            argv[8] = dkv_fw__ports(&ranges[j], '-', ctx->pool);
             argv[9] = "accept";
             argv[10] = "comment";
             argv[11] = apr_pstrcat(
@@ -614,7 +598,7 @@ fwd_argv(dkv_fw_ctx_t *ctx, const char *const *args)
     return argv;
 }
 
-/* Runs firewall-cmd with ARGS; *OUT and *CODE as for fw_run, *ARGVP (may
+/* Runs firewall-cmd with ARGS; *OUT and *CODE as for dkv_fw__runv, *ARGVP (may
  * be NULL) the whole vector for fw_failed.  Returns the runner's status. */
 static dkv_status_t
 fwd_run(dkv_fw_ctx_t *ctx, const char *const *args, char **out, int *code,
@@ -625,7 +609,7 @@ fwd_run(dkv_fw_ctx_t *ctx, const char *const *args, char **out, int *code,
     if (argvp != NULL) {
         *argvp = argv;
     }
-    return fw_run(ctx, argv, out, code);
+    return dkv_fw__runv(ctx, out, code, NULL, argv);
 }
 
 /* Runs firewall-cmd with ARGS and requires exit 0 (fw_do). */
@@ -730,7 +714,7 @@ fwd_description(dkv_fw_ctx_t *ctx, const fwd_state_t *s)
             if (r->lo == lo && r->hi == hi) {
                 d = apr_psprintf(ctx->pool, "%s%sdkv:%s=%s", d,
                                  d[0] != '\0' ? " " : "", r->name,
-                                 fw_ports(r, '-', ctx->pool));
+                                 dkv_fw__ports(r, '-', ctx->pool));
                 break;
             }
         }
@@ -857,7 +841,7 @@ fwd_open(dkv_fw_ctx_t *ctx, const dkv_fw_range_t *ranges, int n)
     old_desc = fwd_description(ctx, &s);
     for (i = 0; i < n; i++) {
         const char *port = apr_pstrcat(
-            ctx->pool, fw_ports(&ranges[i], '-', ctx->pool), "/tcp", NULL);
+            ctx->pool, dkv_fw__ports(&ranges[i], '-', ctx->pool), "/tcp", NULL);
         const char *args[4];
 
         fw_add_open(s.roles, ranges[i].name, ranges[i].lo, ranges[i].hi);
@@ -911,7 +895,7 @@ fwd_close(dkv_fw_ctx_t *ctx, const dkv_fw_range_t *ranges, int n)
     old_desc = fwd_description(ctx, &s);
     for (i = 0; i < n; i++) {
         const char *port = apr_pstrcat(
-            ctx->pool, fw_ports(&ranges[i], '-', ctx->pool), "/tcp", NULL);
+            ctx->pool, dkv_fw__ports(&ranges[i], '-', ctx->pool), "/tcp", NULL);
         const char *args[4];
         int at = fwd_find(&s, port);
 
@@ -1102,7 +1086,8 @@ ufw_open(dkv_fw_ctx_t *ctx, const dkv_fw_range_t *ranges, int n)
         }
         argv[0] = "ufw";
         argv[1] = "allow";
-        argv[2] = apr_pstrcat(ctx->pool, fw_ports(&ranges[i], ':', ctx->pool),
+        argv[2] = apr_pstrcat(ctx->pool,
+                              dkv_fw__ports(&ranges[i], ':', ctx->pool),
                               "/tcp", NULL);
         argv[3] = "comment";
         argv[4] = dkv_fw_tag(&ranges[i], ctx->pool);
@@ -1139,8 +1124,8 @@ ufw_close(dkv_fw_ctx_t *ctx, const dkv_fw_range_t *ranges, int n)
         argv[0] = "ufw";
         argv[1] = "delete";
         argv[2] = "allow";
-        argv[3] =
-            apr_pstrcat(ctx->pool, fw_ports(&rg, ':', ctx->pool), "/tcp", NULL);
+        argv[3] = apr_pstrcat(ctx->pool, dkv_fw__ports(&rg, ':', ctx->pool),
+                              "/tcp", NULL);
         argv[4] = NULL;
         if ((st = fw_do(ctx, argv, NULL)) != DKV_OK) {
             return st;
@@ -1312,7 +1297,7 @@ ipt_open(dkv_fw_ctx_t *ctx, const dkv_fw_range_t *ranges, int n)
             argv[3] = "-p";
             argv[4] = "tcp";
             argv[5] = "--dport";
-            argv[6] = fw_ports(&ranges[i], ':', ctx->pool);
+            argv[6] = dkv_fw__ports(&ranges[i], ':', ctx->pool);
             argv[7] = "-m";
             argv[8] = "comment";
             argv[9] = "--comment";

@@ -15,13 +15,13 @@
 #include "cli/cli.h"
 #include "platform/fw-int.h"
 #include "common/alloc.h"
+#include "common/config.h"
 #include "common/status.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-#include <apr_file_io.h>
 #include <apr_strings.h>
 
 /* The exit codes of `dkv firewall`. */
@@ -30,9 +30,6 @@
 #define FW_EXIT_USAGE 2
 #define FW_EXIT_NONE 3
 #define FW_EXIT_PRIV 4
-
-/* Largest config file read, in bytes. */
-#define FW_CONFIG_MAX (1024 * 1024)
 
 /* What the command line asked for. */
 typedef struct fw_args {
@@ -217,15 +214,13 @@ fw_parse_args(fw_args_t *a, int argc, const char *const *argv)
 
 /* Reads the ranges of dkv-manager's config file PATH (management-range,
  * cluster-range, client-range; the defaults for those it does not set)
- * into *RANGES.  A missing file gives the defaults, with a note on
- * stderr.  Returns DKV_OK, or a failure with its message. */
+ * into *RANGES, with the manager's own reader (src/common/config.c).
+ * A missing file gives the defaults, with a note on stderr.  Returns
+ * DKV_OK, or a failure with its message. */
 static dkv_status_t
 fw_config_ranges(apr_array_header_t **ranges, const char *path,
                  apr_pool_t *pool)
 {
-    static const char *const keys[] = {
-        "management-range", "cluster-range", "client-range"
-    };
     static const char *const roles[] = { "management", "cluster",
                                          "client" };
     static const uint16_t defs[][2] = {
@@ -234,82 +229,28 @@ fw_config_ranges(apr_array_header_t **ranges, const char *path,
         { DKV_FW_CLIENT_LO, DKV_FW_CLIENT_HI }
     };
     const char *vals[3] = { NULL, NULL, NULL };
-    apr_file_t *f;
-    apr_finfo_t fi;
-    char *buf, *line, *last = NULL;
-    apr_size_t n;
-    apr_status_t rv;
-    char msg[120];
+    dkv_config_opt_t opts[] = {
+        { "management-range", DKV_CONF_STRING, &vals[0], 0, 0, NULL, NULL,
+          0, 0 },
+        { "cluster-range", DKV_CONF_STRING, &vals[1], 0, 0, NULL, NULL, 0,
+          0 },
+        { "client-range", DKV_CONF_STRING, &vals[2], 0, 0, NULL, NULL, 0,
+          0 },
+        { NULL, 0, NULL, 0, 0, NULL, NULL, 0, 0 }
+    };
+    dkv_status_t rv;
     int i;
 
     *ranges = apr_array_make(pool, 3, sizeof(dkv_fw_range_t));
-    rv = apr_file_open(&f, path, APR_FOPEN_READ, APR_FPROT_OS_DEFAULT, pool);
+    rv = dkv_config_parse_file_some(opts, path, pool);
     if (APR_STATUS_IS_ENOENT(rv)) {
         fprintf(stderr, "dkv: firewall: %s does not exist; using the "
                 "default ranges\n", path);
         dkv_fw_default_ranges(*ranges);
         return DKV_OK;
     }
-    if (rv == APR_SUCCESS) {
-        rv = apr_file_info_get(&fi, APR_FINFO_SIZE, f);
-        if (rv == APR_SUCCESS && fi.size > FW_CONFIG_MAX) {
-            apr_file_close(f);
-            return dkv_error_set(DKV_EINVAL, "%s is larger than %d bytes",
-                                 path, FW_CONFIG_MAX);
-        }
-        if (rv == APR_SUCCESS) {
-            n = (apr_size_t)fi.size;
-            buf = apr_palloc(pool, n + 1);
-            rv = apr_file_read_full(f, buf, n, &n);
-            if (APR_STATUS_IS_EOF(rv)) {
-                rv = APR_SUCCESS;
-            }
-            buf[n] = '\0';
-        }
-        apr_file_close(f);
-    }
-    if (rv != APR_SUCCESS) {
-        return dkv_error_set(rv, "cannot read %s: %s", path,
-                             apr_strerror(rv, msg, sizeof(msg)));
-    }
-    for (line = apr_strtok(buf, "\r\n", &last); line != NULL;
-         line = apr_strtok(NULL, "\r\n", &last)) {
-        char *eq = strchr(line, '='), *k, *v, *e;
-
-        while (*line == ' ' || *line == '\t') {
-            line++;
-        }
-        if (*line == '#' || eq == NULL) {
-            continue;
-        }
-        for (e = eq; e > line && (e[-1] == ' ' || e[-1] == '\t'); e--) {
-        }
-        *e = '\0';
-        k = line;
-        for (v = eq + 1; *v == ' ' || *v == '\t'; v++) {
-        }
-        /* As the manager reads it (src/common/config.c): a value in
-         * double quotes, or a comment after a blank. */
-        if (*v == '"' && (e = strchr(v + 1, '"')) != NULL) {
-            *e = '\0';
-            v++;
-        }
-        else {
-            for (e = v; *e != '\0'; e++) {
-                if (*e == '#' && e > v && (e[-1] == ' ' || e[-1] == '\t')) {
-                    *e = '\0';
-                    break;
-                }
-            }
-        }
-        for (e = v + strlen(v); e > v && (e[-1] == ' ' || e[-1] == '\t');) {
-            *--e = '\0';
-        }
-        for (i = 0; i < 3; i++) {
-            if (strcmp(k, keys[i]) == 0) {
-                vals[i] = v;
-            }
-        }
+    if (rv != DKV_OK) {
+        return rv;
     }
     for (i = 0; i < 3; i++) {
         uint16_t lo = defs[i][0], hi = defs[i][1];
@@ -318,32 +259,20 @@ fw_config_ranges(apr_array_header_t **ranges, const char *path,
             (!dkv_fw__parse_ports(&lo, &hi, vals[i], -1) ||
              strchr(vals[i], ':') != NULL)) {
             return dkv_error_set(DKV_EINVAL, "%s: bad %s '%s' (expected "
-                                 "LO-HI)", path, keys[i], vals[i]);
+                                 "LO-HI)", path, opts[i].name, vals[i]);
         }
         dkv_fw__append(*ranges, roles[i], lo, hi);
     }
     return DKV_OK;
 }
 
-/* Runs B's detect into *F (a failure of detect becomes its reason). */
+/* Runs B's detect into *F (dkv_fw__detect_one: a failure of detect
+ * becomes its reason). */
 static void
 fw_detect_one(fw_found_t *f, dkv_fw_ctx_t *ctx, const dkv_fw_backend_t *b)
 {
-    dkv_status_t rv;
-
     f->b = b;
-    f->active = 0;
-    f->why = NULL;
-    dkv_error_clear();
-    rv = b->detect(ctx, &f->active, &f->why);
-    if (rv != DKV_OK) {
-        f->active = 0;
-        f->why = apr_psprintf(ctx->pool, "cannot tell: %s",
-                              fw_message(rv));
-    }
-    if (f->why == NULL) {
-        f->why = f->active ? "active" : "not active";
-    }
+    dkv_fw__detect_one(ctx, b, &f->active, &f->why);
 }
 
 /* Detects every backend to consider (FORCED alone, or this system's in

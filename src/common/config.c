@@ -257,10 +257,11 @@ trim(char *s)
     return s;
 }
 
-/* One config file line (without its newline). */
+/* One config file line (without its newline); a name OPTS lacks is an
+ * error, or skipped when SKIP_UNKNOWN. */
 static dkv_status_t
 parse_line(dkv_config_opt_t *opts, char *line, const char *path,
-           unsigned lineno, apr_pool_t *pool)
+           unsigned lineno, int skip_unknown, apr_pool_t *pool)
 {
     dkv_config_opt_t *opt;
     char *name, *value, *eq, *p;
@@ -299,6 +300,9 @@ parse_line(dkv_config_opt_t *opts, char *line, const char *path,
         }
     }
     opt = find_opt(opts, name, strlen(name));
+    if ((opt == NULL || opt->cli_only) && skip_unknown) {
+        return DKV_OK;
+    }
     if (opt == NULL || opt->cli_only) {
         return dkv_error_set(DKV_EINVAL, "%s:%u: unknown setting '%s'",
                              path, lineno, name);
@@ -310,10 +314,11 @@ parse_line(dkv_config_opt_t *opts, char *line, const char *path,
     return set_value(opt, value, where, pool);
 }
 
-/* See config.h. */
-dkv_status_t
-dkv_config_parse_file(dkv_config_opt_t *opts, const char *path,
-                      apr_pool_t *pool)
+/* Reads config file PATH against OPTS (dkv_config_parse_file, or
+ * dkv_config_parse_file_some when SKIP_UNKNOWN). */
+static dkv_status_t
+parse_file(dkv_config_opt_t *opts, const char *path, int skip_unknown,
+           apr_pool_t *pool)
 {
     apr_file_t *file;
     apr_status_t rv;
@@ -350,13 +355,29 @@ dkv_config_parse_file(dkv_config_opt_t *opts, const char *path,
                                lineno);
             break;
         }
-        st = parse_line(opts, line, path, lineno, pool);
+        st = parse_line(opts, line, path, lineno, skip_unknown, pool);
         if (st != DKV_OK) {
             break;
         }
     }
     apr_file_close(file);
     return st;
+}
+
+/* See config.h. */
+dkv_status_t
+dkv_config_parse_file(dkv_config_opt_t *opts, const char *path,
+                      apr_pool_t *pool)
+{
+    return parse_file(opts, path, 0, pool);
+}
+
+/* See config.h. */
+dkv_status_t
+dkv_config_parse_file_some(dkv_config_opt_t *opts, const char *path,
+                           apr_pool_t *pool)
+{
+    return parse_file(opts, path, 1, pool);
 }
 
 /* See config.h. */

@@ -61,6 +61,12 @@ const char *dkv_config_find_arg(const char *name, int argc,
 dkv_status_t dkv_config_parse_file(dkv_config_opt_t *opts, const char *path,
                                    apr_pool_t *pool);
 
+/* The same, but a name OPTS lacks is skipped, not an error: for reading
+ * a few settings of another program's file (`dkv firewall -Config`
+ * takes the port ranges from dkv-manager's). */
+dkv_status_t dkv_config_parse_file_some(dkv_config_opt_t *opts,
+                                        const char *path, apr_pool_t *pool);
+
 /* Writes the options' help to OUT, one block per option. */
 void dkv_config_print_help(const dkv_config_opt_t *opts, FILE *out);
 

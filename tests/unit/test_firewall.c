@@ -19,6 +19,7 @@
 
 #include "testutil.h"
 #include "common/alloc.h"
+#include "common/config.h"
 #include "common/status.h"
 #include "platform/fw-int.h"
 
@@ -83,8 +84,8 @@ rec_run(void *baton, const char *const *argv, const char *input,
     return DKV_OK;
 }
 
-/* Makes CTX run STEPS (N) through R, with the recording COM seam W
- * (may be NULL: the system's). */
+/* Makes CTX run STEPS (N) through R; the COM seam is the system's (the
+ * windows tests set ctx->winapi themselves). */
 static void
 rec_ctx(dkv_fw_ctx_t *ctx, rec_t *r, const rec_step_t *steps, int n,
         apr_pool_t *pool)
@@ -211,6 +212,46 @@ tags_and_roles(void)
     DKV_EXPECT_STR_EQ(dkv_fw__ports(&r, ':', pool), "1:2");
     r.hi = 1;
     DKV_EXPECT_STR_EQ(dkv_fw__ports(&r, '-', pool), "1");
+    apr_pool_destroy(pool);
+}
+
+/* `dkv firewall -Config` reads dkv-manager's file with the manager's
+ * reader, skipping the settings it does not want
+ * (dkv_config_parse_file_some); the strict reader refuses them. */
+static void
+config_ranges_from_manager_file(void)
+{
+    static const char text[] =
+        "# the manager's settings\n"
+        "data-dir = /var/lib/dkv\n"
+        "management-range = \"21001-21010\"\n"
+        "cluster-range = 21011-21060    # the nodes\n";
+    apr_pool_t *pool = dkv_test_pool();
+    const char *path = apr_pstrcat(pool, dkv_test_tempdir(pool),
+                                   "/manager.conf", NULL);
+    const char *vals[2] = { NULL, NULL };
+    dkv_config_opt_t opts[] = {
+        { "management-range", DKV_CONF_STRING, &vals[0], 0, 0, NULL, NULL,
+          0, 0 },
+        { "cluster-range", DKV_CONF_STRING, &vals[1], 0, 0, NULL, NULL, 0,
+          0 },
+        { NULL, 0, NULL, 0, 0, NULL, NULL, 0, 0 }
+    };
+    apr_file_t *f;
+
+    DKV_ASSERT_OK(apr_file_open(&f, path, APR_FOPEN_CREATE | APR_FOPEN_WRITE
+                                | APR_FOPEN_TRUNCATE, APR_FPROT_OS_DEFAULT,
+                                pool));
+    DKV_ASSERT_OK(apr_file_write_full(f, text, strlen(text), NULL));
+    apr_file_close(f);
+    DKV_EXPECT_OK(dkv_config_parse_file_some(opts, path, pool));
+    DKV_EXPECT_STR_EQ(vals[0], "21001-21010");
+    DKV_EXPECT_STR_EQ(vals[1], "21011-21060");
+    DKV_EXPECT_STATUS(dkv_config_parse_file(opts, path, pool), DKV_EINVAL);
+    DKV_EXPECT_TRUE(strstr(dkv_last_error(), "unknown setting 'data-dir'")
+                    != NULL);
+    DKV_EXPECT_TRUE(APR_STATUS_IS_ENOENT(dkv_config_parse_file_some(
+        opts, apr_pstrcat(pool, path, ".none", NULL), pool)));
     apr_pool_destroy(pool);
 }
 
@@ -1095,6 +1136,7 @@ test_firewall_register(void)
     DKV_TEST_ADD(s, ranges_parse_good);
     DKV_TEST_ADD(s, ranges_parse_bad);
     DKV_TEST_ADD(s, tags_and_roles);
+    DKV_TEST_ADD(s, config_ranges_from_manager_file);
     DKV_TEST_ADD(s, helpers_failed_and_denied);
     DKV_TEST_ADD(s, backends_by_name);
     DKV_TEST_ADD(s, detect_nothing_active);
