@@ -7,12 +7,16 @@
 #ifndef DKV_PLATFORM_WIN32_PLAT_WIN32_H
 #define DKV_PLATFORM_WIN32_PLAT_WIN32_H
 
+#include <stddef.h>
+
 #include "platform/platform.h"
 
-/* The prefix of the named event every daemon waits on for a graceful
- * stop; the full name is this followed by the process id in decimal
- * ("Local\dkv-stop-1234").  dkv_plat_proc_signal sets it. */
-#define DKV_WIN32_STOP_EVENT "Local\\dkv-stop-"
+/* Writes into BUF (CAP bytes, NUL-terminated) the name of the event
+ * process PID waits on for a graceful stop, "Local\dkv-stop-<pid>" in
+ * decimal: signals.c creates it, dkv_plat_proc_signal sets it.  64
+ * bytes are enough. */
+void dkv_plat_win32_stop_event_name(char *buf, size_t cap,
+                                    unsigned long pid);
 
 /* Asks this process to stop with REASON (a static string): the function
  * given to dkv_plat_stop_signals() is called on the stop event's thread.

@@ -82,8 +82,7 @@ dkv_plat_proc_signal(int64_t pid, int graceful)
     if (!graceful) {
         return terminate((DWORD)pid);
     }
-    apr_snprintf(name, sizeof(name), DKV_WIN32_STOP_EVENT "%lu",
-                 (unsigned long)pid);
+    dkv_plat_win32_stop_event_name(name, sizeof(name), (unsigned long)pid);
     ev = OpenEventA(EVENT_MODIFY_STATE, FALSE, name);
     if (ev != NULL) {
         if (SetEvent(ev)) {

@@ -31,8 +31,7 @@
 
 /* Guards the status below. */
 static SRWLOCK lock = SRWLOCK_INIT;
-/* Nonzero once running under the SCM (set before the body runs). */
-static int in_service;
+/* Non-NULL once running under the SCM (set before the body runs). */
 static SERVICE_STATUS_HANDLE status_handle;
 static SERVICE_STATUS status;
 
@@ -56,7 +55,7 @@ report(DWORD state, DWORD wait_hint, DWORD exit_code)
 
     AcquireSRWLockExclusive(&lock);
     cur = status.dwCurrentState;
-    if (!in_service || status_handle == NULL || cur == SERVICE_STOPPED
+    if (status_handle == NULL || cur == SERVICE_STOPPED
         || (cur == SERVICE_STOP_PENDING && state != SERVICE_STOP_PENDING
             && state != SERVICE_STOPPED)) {
         ReleaseSRWLockExclusive(&lock);
@@ -163,7 +162,6 @@ service_main(DWORD argc, wchar_t **argv)
     }
     AcquireSRWLockExclusive(&lock);
     status_handle = h;
-    in_service = 1;
     memset(&status, 0, sizeof(status));
     ReleaseSRWLockExclusive(&lock);
     report(SERVICE_START_PENDING, START_HINT_MS, 0);
@@ -344,10 +342,11 @@ dkv_plat_service_install(const char *name, const char *display,
     return st;
 }
 
-/* Waits up to UNINSTALL_WAIT_MS for SVC to be STOPPED.  Returns 1 when
- * it is, 0 when not (or its state cannot be read). */
-static int
-wait_stopped(SC_HANDLE svc)
+/* Waits up to UNINSTALL_WAIT_MS, looking every UNINSTALL_POLL_MS, while
+ * SVC's state is STATE (IS nonzero) or is not STATE (IS zero).  Returns
+ * the last state seen, or 0 when it cannot be read. */
+static DWORD
+wait_state(SC_HANDLE svc, DWORD state, int is)
 {
     SERVICE_STATUS ss;
     DWORD waited = 0;
@@ -356,28 +355,10 @@ wait_stopped(SC_HANDLE svc)
         if (!QueryServiceStatus(svc, &ss)) {
             return 0;
         }
-        if (ss.dwCurrentState == SERVICE_STOPPED) {
-            return 1;
+        if ((ss.dwCurrentState == state) != (is != 0)
+            || waited >= UNINSTALL_WAIT_MS) {
+            return ss.dwCurrentState;
         }
-        if (waited >= UNINSTALL_WAIT_MS) {
-            return 0;
-        }
-        Sleep(UNINSTALL_POLL_MS);
-        waited += UNINSTALL_POLL_MS;
-    }
-}
-
-/* Waits up to UNINSTALL_WAIT_MS while SVC is in the state PENDING (a
- * service starting accepts no stop yet).  Returns when it left it, or
- * when its state cannot be read, or at the time limit. */
-static void
-wait_leaves(SC_HANDLE svc, DWORD pending)
-{
-    SERVICE_STATUS ss;
-    DWORD waited = 0;
-
-    while (QueryServiceStatus(svc, &ss) && ss.dwCurrentState == pending
-           && waited < UNINSTALL_WAIT_MS) {
         Sleep(UNINSTALL_POLL_MS);
         waited += UNINSTALL_POLL_MS;
     }
@@ -393,7 +374,7 @@ dkv_plat_service_uninstall(const char *name)
     wchar_t *wname;
     SC_HANDLE scm, svc;
     SERVICE_STATUS ss;
-    DWORD e;
+    DWORD e, cur;
     int stopped = 1;
     dkv_status_t st = DKV_OK;
 
@@ -425,9 +406,10 @@ dkv_plat_service_uninstall(const char *name)
         }
         return scm_error(e, "opening the service", name);
     }
-    wait_leaves(svc, SERVICE_START_PENDING);
-    if (QueryServiceStatus(svc, &ss) && ss.dwCurrentState != SERVICE_STOPPED) {
-        if (ss.dwCurrentState != SERVICE_STOP_PENDING
+    /* One still starting accepts no stop yet. */
+    cur = wait_state(svc, SERVICE_START_PENDING, 1);
+    if (cur != 0 && cur != SERVICE_STOPPED) {
+        if (cur != SERVICE_STOP_PENDING
             && !ControlService(svc, SERVICE_CONTROL_STOP, &ss)) {
             e = GetLastError();
             if (e != ERROR_SERVICE_NOT_ACTIVE) {
@@ -437,7 +419,7 @@ dkv_plat_service_uninstall(const char *name)
                 return st;
             }
         }
-        stopped = wait_stopped(svc);
+        stopped = wait_state(svc, SERVICE_STOPPED, 0) == SERVICE_STOPPED;
     }
     if (!DeleteService(svc)) {
         e = GetLastError();

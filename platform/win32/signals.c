@@ -111,6 +111,13 @@ event_thread(void *arg)
 
 /* See plat-win32.h. */
 void
+dkv_plat_win32_stop_event_name(char *buf, size_t cap, unsigned long pid)
+{
+    apr_snprintf(buf, cap, "Local\\dkv-stop-%lu", pid);
+}
+
+/* See plat-win32.h. */
+void
 dkv_plat_win32_request_stop(const char *reason)
 {
     HANDLE ev;
@@ -149,8 +156,8 @@ dkv_plat_stop_signals(dkv_plat_stop_fn *fn, void *baton)
     if (ev != NULL) {
         return DKV_OK;
     }
-    apr_snprintf(name, sizeof(name), DKV_WIN32_STOP_EVENT "%lu",
-                 (unsigned long)GetCurrentProcessId());
+    dkv_plat_win32_stop_event_name(name, sizeof(name),
+                                   (unsigned long)GetCurrentProcessId());
     ev = CreateEventA(NULL, FALSE, FALSE, name);
     if (ev == NULL) {
         e = GetLastError();

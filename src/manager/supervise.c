@@ -17,7 +17,6 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <signal.h>
 
 #include <apr_file_io.h>
 #include <apr_hash.h>
@@ -34,10 +33,6 @@
 #include "common/status.h"
 #include "platform/platform.h"
 #include "platform/proc.h"
-
-#ifndef SIGKILL
-#define SIGKILL 9                  /* Windows: apr_proc_kill ignores it */
-#endif
 
 #define TICK_USEC 100000           /* the supervisor's period */
 #define LOG_TAIL_LINES 10
@@ -425,25 +420,15 @@ launch(mgr_sup_t *sup, sup_node_t *n, const char **err, apr_pool_t *pool)
     return DKV_OK;
 }
 
-/* Sends the stop signal to N's process (LOCK held). */
+/* Sends the stop signal to N's process (LOCK held).  By pid for our own
+ * children too: on Unix that is apr_proc_kill's kill(), and the pid
+ * stays theirs until reap() (under LOCK) waits for them; on Windows only
+ * dkv_plat_proc_signal stops gracefully (the node's stop event), and the
+ * process handle APR holds keeps the pid from being reused. */
 static void
 signal_node(sup_node_t *n, int graceful)
 {
-    if (n->pid == 0) {
-        return;
-    }
-    if (n->owned) {
-#ifdef _WIN32
-        /* apr_proc_kill terminates at once there: the node's stop event
-         * asks it to stop (platform/proc.h). */
-        if (graceful) {
-            (void)dkv_plat_proc_signal(n->pid, 1);
-            return;
-        }
-#endif
-        (void)apr_proc_kill(&n->proc, graceful ? SIGTERM : SIGKILL);
-    }
-    else {
+    if (n->pid != 0) {
         (void)dkv_plat_proc_signal(n->pid, graceful);
     }
 }
