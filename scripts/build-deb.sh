@@ -23,6 +23,7 @@
 #                    (default packaging/systemd)
 set -eu
 
+# Prints the usage to stderr and exits 2.
 usage() {
     echo "usage: $0 BUILDDIR OUTDIR" >&2
     exit 2

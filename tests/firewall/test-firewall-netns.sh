@@ -33,24 +33,25 @@
 set -u
 
 NAME=firewall-netns
-checks=0
-failed=0
 ran=""
 skipped=""
 
-say() { printf '%s\n' "$*"; }
-skip_all() { say "SKIP: $*"; exit 77; }
-
-[ "$(id -u)" = 0 ] || skip_all "not root"
-[ -z "${DKV_EXEEXT:-}" ] || skip_all "Windows build ($DKV_EXEEXT)"
-for tool in ip python3 timeout; do
-    command -v "$tool" >/dev/null 2>&1 || skip_all "$tool not installed"
-done
-
 top_srcdir=$(cd "${top_srcdir:-$(dirname "$0")/../..}" && pwd)
 top_builddir=$(cd "${top_builddir:-.}" && pwd)
+# ok, fail, check and skip.
+# shellcheck source=/dev/null # tests/testlib.sh, checked alone
+. "$top_srcdir/tests/testlib.sh"
+# say TEXT: one line of output.
+say() { printf '%s\n' "$*"; }
+
+[ "$(id -u)" = 0 ] || skip "not root"
+[ -z "${DKV_EXEEXT:-}" ] || skip "Windows build ($DKV_EXEEXT)"
+for tool in ip python3 timeout; do
+    command -v "$tool" >/dev/null 2>&1 || skip "$tool not installed"
+done
+
 DKV=${FW_TEST_DKV:-$top_builddir/dkv}
-[ -x "$DKV" ] || skip_all "$DKV not built"
+[ -x "$DKV" ] || skip "$DKV not built"
 
 # Our own namespaces (refuse to run where netns are not allowed).
 SNS=dkvfw-s-$$
@@ -59,7 +60,7 @@ VS=dkvfws$$
 VC=dkvfwc$$
 SADDR=10.231.7.1
 CADDR=10.231.7.2
-ip netns add "$CNS" 2>/dev/null || skip_all "cannot create network namespaces"
+ip netns add "$CNS" 2>/dev/null || skip "cannot create network namespaces"
 
 T=$(mktemp -d /tmp/dkvfw.XXXXXX) || exit 1
 NOBUS="unix:path=$T/no-such-bus"
@@ -103,6 +104,8 @@ restore_dir() {
     rm -rf "$2" && cp -a "$1" "$2"
 }
 
+# At exit: both namespaces, the private D-Bus, ufw's and firewalld's
+# saved configuration put back, $T removed.
 cleanup() {
     server_down
     ip netns del "$CNS" 2>/dev/null
@@ -117,22 +120,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 
-ok() {
-    checks=$((checks + 1))
-    say "ok: $*"
-}
-bad() {
-    checks=$((checks + 1))
-    failed=$((failed + 1))
-    say "FAIL: $*"
-}
-# check DESC COMMAND...: one check on a command's success.
-check() {
-    desc=$1
-    shift
-    if "$@"; then ok "$desc"; else bad "$desc"; fi
-}
-
+# sx CMD...: runs CMD in the server namespace.
 sx() { ip netns exec "$SNS" "$@"; }
 
 
@@ -191,7 +179,7 @@ expect_ports() {
     if [ "$got" = "$want" ]; then
         ok "$desc ($got)"
     else
-        bad "$desc: got '$got', want '$want'"
+        fail "$desc: got '$got', want '$want'"
     fi
 }
 
@@ -320,12 +308,12 @@ run_backend() {
     start=$(date +%s)
     say "=== $label"
     if ! server_up; then
-        bad "$label: server namespace"
+        fail "$label: server namespace"
         server_down
         return
     fi
     if ! "base_$b"; then
-        bad "$label: baseline firewall"
+        fail "$label: baseline firewall"
         [ "$b" = firewalld ] && end_firewalld
         server_down
         return
@@ -337,7 +325,7 @@ run_backend() {
         "$T/out"; then
         ok "$label: status names $name as in charge"
     else
-        bad "$label: status (exit $rc) does not name $name as in charge"
+        fail "$label: status (exit $rc) does not name $name as in charge"
     fi
 
     dkv firewall open -Ranges "$RANGES,client=21061-21099"
@@ -361,7 +349,7 @@ EOF
     if cmp -s "$T/dump1" "$T/dump2"; then
         ok "$label: second open changed nothing"
     else
-        bad "$label: second open changed the rules"
+        fail "$label: second open changed the rules"
         diff "$T/dump1" "$T/dump2" | sed 's/^/    /'
     fi
 
@@ -377,7 +365,7 @@ EOF
     if "foreign_$b" >/dev/null 2>&1; then
         expect_ports "$label: a foreign rule opens the outside port" "$ALL_OPEN"
     else
-        bad "$label: cannot add a foreign rule"
+        fail "$label: cannot add a foreign rule"
     fi
 
     dkv firewall close
@@ -412,7 +400,7 @@ if server_up; then
         "$T/out"; then
         ok "no firewall: open exits 3 and says so"
     else
-        bad "no firewall: open exited $rc"
+        fail "no firewall: open exited $rc"
     fi
     dkv firewall open -Ranges "$RANGES" -IfActive
     check "no firewall: open -IfActive exits 0 (got $rc)" [ "$rc" = 0 ]
@@ -431,7 +419,7 @@ if server_up; then
             if [ "$rc" = 4 ] || grep -qi "root\|privilege" "$T/out"; then
                 ok "not root${forced:+ ($forced)}: exit $rc, says why"
             else
-                bad "not root${forced:+ ($forced)}: exit $rc, no privilege" \
+                fail "not root${forced:+ ($forced)}: exit $rc, no privilege" \
                     "message"
             fi
         done
@@ -441,7 +429,7 @@ if server_up; then
         say "SKIP: not root: setpriv or nft missing"
     fi
 else
-    bad "no firewall: server namespace"
+    fail "no firewall: server namespace"
 fi
 server_down
 
@@ -510,13 +498,14 @@ for b in $backends; do
         fi
         ;;
     *)
-        bad "unknown backend $b in FW_TEST_BACKENDS"
+        fail "unknown backend $b in FW_TEST_BACKENDS"
         ;;
     esac
 done
 
 say "backends run:${ran:- none}; skipped:${skipped:- none}"
-say "$NAME: $checks checks, $failed failed"
-[ "$failed" = 0 ] || exit 1
+# shellcheck disable=SC2154 # checks and fails: tests/testlib.sh
+say "$NAME: $checks checks, $fails failed"
+[ "$fails" = 0 ] || exit 1
 [ -n "$ran" ] || exit 77
 exit 0

@@ -95,9 +95,10 @@ store_running() {
         && grep -q ' Running | Instances:3 Running:3' /root/last.out
 }
 
-# order:1001 reads "confirmed".
+# order:1001 reads "confirmed"; the read is retried until it answers,
+# for up to $1 seconds (0: read once).
 item_confirmed() {
-    run dkv Get-DkvItem -Key order:1001 \
+    WAIT=$1 retry dkv Get-DkvItem -Key order:1001 \
         && grep -q confirmed /root/last.out
 }
 
@@ -225,7 +226,7 @@ phase1() {
     check $? "Connect-DkvStore -Endpoints 127.0.0.1:7861"
     WAIT=20 retry dkv Set-DkvItem -Key order:1001 -Value confirmed
     check $? "Set-DkvItem order:1001 confirmed"
-    item_confirmed
+    item_confirmed 0
     check $? "Get-DkvItem order:1001 reads confirmed"
 
     # Other users: their signed requests (Start-DkvStore of the running
@@ -285,8 +286,7 @@ phase2() {
     check $? "after reboot: dkv-firewall.service reopened the ranges"
     poll 60 store_running
     check $? "after reboot: TestStore is Running again"
-    WAIT=20 retry dkv Get-DkvItem -Key order:1001
-    grep -q confirmed /root/last.out
+    item_confirmed 20
     check $? "after reboot: order:1001 still reads confirmed"
 
     # An upgrade keeps the data and the keys and restarts the manager.
@@ -307,8 +307,7 @@ phase2() {
     check $? "upgrade: the manager's keys kept"
     poll 60 store_running
     check $? "upgrade: TestStore Running"
-    WAIT=20 retry dkv Get-DkvItem -Key order:1001
-    grep -q confirmed /root/last.out
+    item_confirmed 20
     check $? "upgrade: order:1001 still reads confirmed"
 
     before=$(clean_stops)
@@ -351,8 +350,7 @@ phase2() {
     check $? "crash: TestStore Running again"
     poll 10 nodes_in_cgroup 3
     check $? "crash: the 3 new nodes run in the manager's cgroup"
-    WAIT=20 retry dkv Get-DkvItem -Key order:1001
-    grep -q confirmed /root/last.out
+    item_confirmed 20
     check $? "crash: order:1001 still reads confirmed"
 
     # Removal (not purge): the services stop, every dkv rule closes
@@ -377,8 +375,7 @@ phase2() {
     check $? "reinstall: the manager is enabled and running again"
     poll 60 store_running
     check $? "reinstall: TestStore Running"
-    WAIT=20 retry dkv Get-DkvItem -Key order:1001
-    grep -q confirmed /root/last.out
+    item_confirmed 20
     check $? "reinstall: order:1001 still reads confirmed"
 
     # The same version installed over itself: prerm upgrade and postinst

@@ -32,46 +32,23 @@ top_srcdir=${top_srcdir:-$(dirname "$0")/../..}
 top_srcdir=$(cd "$top_srcdir" && pwd)
 top_builddir=${top_builddir:-.}
 top_builddir=$(cd "$top_builddir" && pwd)
+# shellcheck disable=SC2034 # read by tests/testlib.sh's finish
 NAME=freebsd-port
 PORT=$top_srcdir/packaging/freebsd
 LISTS=$top_srcdir/tests/packaging/pkg-lists.py
 
-case ${DKV_EXEEXT:-} in
-    .exe) echo "SKIP: Windows build"; exit 77 ;;
-esac
+# shellcheck source=/dev/null # tests/testlib.sh, checked alone
+. "$top_srcdir/tests/testlib.sh"
+
+[ "${DKV_EXEEXT:-}" != .exe ] || skip "Windows build"
 for tool in python3 make; do
-    command -v "$tool" >/dev/null 2>&1 || {
-        echo "SKIP: $tool not found"; exit 77; }
+    command -v "$tool" >/dev/null 2>&1 || skip "$tool not found"
 done
-[ -x "$top_builddir/dkv" ] || { echo "SKIP: $top_builddir/dkv not built"
-    exit 77; }
+[ -x "$top_builddir/dkv" ] || skip "$top_builddir/dkv not built"
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/dkv-port.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 trap 'exit 130' INT TERM HUP
-
-checks=0
-fails=0
-ok() { checks=$((checks + 1)); }
-fail() { checks=$((checks + 1)); fails=$((fails + 1)); echo "FAIL: $*"; }
-check() {   # check WHAT COMMAND...: passes when COMMAND succeeds
-    what=$1; shift
-    if "$@"; then ok; else fail "$what"; fi
-}
-# Counts the PASS/FAIL lines of a checker's output file $1.
-count_lists() {
-    n=$(grep -c '^PASS: ' "$1")
-    m=$(grep -c '^FAIL: ' "$1")
-    checks=$((checks + n + m))
-    fails=$((fails + m))
-    grep '^FAIL: ' "$1"
-    [ $((n + m)) -gt 0 ] || fail "the checker printed no checks"
-}
-finish() {
-    echo "$NAME: $checks checks, $fails failed"
-    [ "$fails" -eq 0 ]
-    exit $?
-}
 
 version=$(sed -n 's/^AC_INIT(\[dkv\], *\[\([^]]*\)\].*/\1/p' \
     "$top_srcdir/configure.ac")
@@ -161,7 +138,8 @@ report("post-install" in targets, "a post-install target")
 for name in ("USE_RC_SUBR", "SUB_FILES", "PORTDOCS"):
     print("VAR\t%s\t%s" % (name, v(name)))
 PYEOF
-count_lists "$T/mk"
+count_results "$T/mk"
+# val VAR: the value of the Makefile's VAR, as the parser printed it.
 val() { sed -n "s/^VAR	$1	//p" "$T/mk"; }
 
 rc=$(val USE_RC_SUBR)
@@ -273,7 +251,7 @@ if mv "$stage$4" "$tree/libdata/pkgconfig" && cp -a "$stage$1" "$tree/bin" &&
 find "$tree" \( -name '*.la' -o -name '*.a' \) -exec rm -f {} +
 python3 "$LISTS" plist "$PORT/pkg-plist" "$tree" \
     etc/dkv/dkv-manager.conf.sample etc/dkv/ /var/db/dkv/ >"$T/lists" 2>&1
-count_lists "$T/lists"
+count_results "$T/lists"
 check "pkg-plist keeps /var/db/dkv for dkv" \
     grep -q -x '@dir(dkv,dkv,750) /var/db/dkv' "$PORT/pkg-plist"
 check "pkg-plist's sample is @sample" \

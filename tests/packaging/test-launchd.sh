@@ -11,21 +11,21 @@
 set -u
 top_srcdir=${top_srcdir:-$(dirname "$0")/../..}
 top_srcdir=$(cd "$top_srcdir" && pwd)
+# shellcheck disable=SC2034 # read by tests/testlib.sh's finish
 NAME=launchd
 PLIST=$top_srcdir/packaging/launchd/org.dkv.manager.plist
 DOC=$top_srcdir/docs/internals/operations.md
 UNIT=$top_srcdir/packaging/systemd/dkv-manager.service
 CHECK="python3 $top_srcdir/tests/packaging/svc-plist.py"
 
-command -v python3 >/dev/null 2>&1 || {
-    echo "SKIP: python3 not found"; exit 77; }
+# shellcheck source=/dev/null # tests/testlib.sh, checked alone
+. "$top_srcdir/tests/testlib.sh"
+
+command -v python3 >/dev/null 2>&1 || skip "python3 not found"
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/dkv-launchd.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 trap 'exit 130' INT TERM HUP
-
-checks=0
-fails=0
 
 # The plist itself: every check of svc-plist.py counts.
 $CHECK "$PLIST" "$DOC" "$UNIT" >"$T/out" 2>&1
@@ -36,24 +36,21 @@ grep '^FAIL ' "$T/out"
 checks=$((checks + n))
 fails=$((fails + f))
 if [ "$n" -lt 15 ]; then
-    checks=$((checks + 1)); fails=$((fails + 1))
-    echo "FAIL: svc-plist.py made only $n checks:"; sed 's/^/  | /' "$T/out"
+    fail "svc-plist.py made only $n checks:"; sed 's/^/  | /' "$T/out"
 fi
 if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then
-    checks=$((checks + 1)); fails=$((fails + 1))
-    echo "FAIL: svc-plist.py exited $rc"; sed 's/^/  | /' "$T/out"
+    fail "svc-plist.py exited $rc"; sed 's/^/  | /' "$T/out"
 fi
 if command -v plutil >/dev/null 2>&1; then
-    checks=$((checks + 1))
-    plutil -lint "$PLIST" >/dev/null || {
-        fails=$((fails + 1)); echo "FAIL: plutil -lint"; }
+    if plutil -lint "$PLIST" >/dev/null; then ok; else fail "plutil -lint"; fi
 fi
 
 # refused WHAT FILE: the checker fails FILE.
 refused() {
-    checks=$((checks + 1))
     if $CHECK "$2" "$DOC" "$UNIT" >"$T/bad.out" 2>&1; then
-        fails=$((fails + 1)); echo "FAIL: a plist with $1 passes"
+        fail "a plist with $1 passes"
+    else
+        ok
     fi
 }
 python3 - "$PLIST" "$T" <<'EOF'
@@ -73,5 +70,4 @@ refused "KeepAlive always" "$T/keepalive.plist"
 head -c 200 "$PLIST" >"$T/cut.plist"
 refused "a cut file" "$T/cut.plist"
 
-echo "$NAME: $checks checks, $fails failed"
-[ "$fails" -eq 0 ]
+finish

@@ -15,20 +15,22 @@
 set -u
 top_srcdir=${top_srcdir:-$(dirname "$0")/../..}
 top_srcdir=$(cd "$top_srcdir" && pwd)
+# shellcheck disable=SC2034 # read by tests/testlib.sh's finish
 NAME=rcd
 SRC=$top_srcdir/packaging/freebsd/files/dkv_manager.in
 STUB=$top_srcdir/tests/packaging/svc-rc.subr
 
-case ${DKV_EXEEXT:-} in
-    .exe) echo "SKIP: Windows build"; exit 77 ;;
-esac
-[ -d /proc/self ] || { echo "SKIP: no /proc (the stub rc.subr needs it)"
-    exit 77; }
+# shellcheck source=/dev/null # tests/testlib.sh, checked alone
+. "$top_srcdir/tests/testlib.sh"
+
+[ "${DKV_EXEEXT:-}" != .exe ] || skip "Windows build"
+[ -d /proc/self ] || skip "no /proc (the stub rc.subr needs it)"
 SLEEP=$(command -v sleep)
-[ -n "$SLEEP" ] || { echo "SKIP: no sleep program"; exit 77; }
+[ -n "$SLEEP" ] || skip "no sleep program"
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/dkv-rcd.XXXXXX")
 PIDS=""
+# At exit: kills the stand-in processes ($PIDS), removes $T.
 cleanup() {
     for p in $PIDS; do
         kill -KILL "$p" 2>/dev/null
@@ -38,14 +40,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
-checks=0
-fails=0
-ok() { checks=$((checks + 1)); }
-fail() { checks=$((checks + 1)); fails=$((fails + 1)); echo "FAIL: $*"; }
-check() {   # check WHAT COMMAND...: passes when COMMAND succeeds
-    what=$1; shift
-    if "$@"; then ok; else fail "$what"; fi
-}
 has() {     # has FILE TEXT WHAT: FILE contains the fixed string TEXT
     if grep -q -F -e "$2" "$1" 2>/dev/null; then ok; else
         fail "$3"; sed 's/^/  | /' "$1" 2>/dev/null | tail -10; fi
@@ -200,5 +194,4 @@ echo "$OPID" >"$R/var/run/dkv_manager.pid"
 if rc stop; then fail "stop succeeds on a stranger's pid"; else ok; fi
 check "stop killed a process that is not the manager" kill -0 "$OPID"
 
-echo "$NAME: $checks checks, $fails failed"
-[ "$fails" -eq 0 ]
+finish

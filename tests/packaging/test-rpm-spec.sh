@@ -33,46 +33,24 @@ top_srcdir=${top_srcdir:-$(dirname "$0")/../..}
 top_srcdir=$(cd "$top_srcdir" && pwd)
 top_builddir=${top_builddir:-.}
 top_builddir=$(cd "$top_builddir" && pwd)
+# shellcheck disable=SC2034 # read by tests/testlib.sh's finish
 NAME=rpm-spec
 SPEC=$top_srcdir/packaging/rpm/dkv.spec
 LISTS=$top_srcdir/tests/packaging/pkg-lists.py
 
-case ${DKV_EXEEXT:-} in
-    .exe) echo "SKIP: Windows build"; exit 77 ;;
-esac
+# shellcheck source=/dev/null # tests/testlib.sh, checked alone
+. "$top_srcdir/tests/testlib.sh"
+
+[ "${DKV_EXEEXT:-}" != .exe ] || skip "Windows build"
 for tool in rpmspec python3 make; do
-    command -v "$tool" >/dev/null 2>&1 || {
-        echo "SKIP: $tool not found (apt-get install rpm)"; exit 77; }
+    command -v "$tool" >/dev/null 2>&1 ||
+        skip "$tool not found (apt-get install rpm)"
 done
-[ -x "$top_builddir/dkv" ] || { echo "SKIP: $top_builddir/dkv not built"
-    exit 77; }
+[ -x "$top_builddir/dkv" ] || skip "$top_builddir/dkv not built"
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/dkv-rpmspec.XXXXXX")
 trap 'rm -rf "$T"' EXIT
 trap 'exit 130' INT TERM HUP
-
-checks=0
-fails=0
-ok() { checks=$((checks + 1)); }
-fail() { checks=$((checks + 1)); fails=$((fails + 1)); echo "FAIL: $*"; }
-check() {   # check WHAT COMMAND...: passes when COMMAND succeeds
-    what=$1; shift
-    if "$@"; then ok; else fail "$what"; fi
-}
-# Counts the PASS/FAIL lines of pkg-lists.py's output file $1.
-count_lists() {
-    n=$(grep -c '^PASS: ' "$1")
-    m=$(grep -c '^FAIL: ' "$1")
-    checks=$((checks + n + m))
-    fails=$((fails + m))
-    grep '^FAIL: ' "$1"
-    [ $((n + m)) -gt 0 ] || fail "pkg-lists.py printed no checks"
-}
-finish() {
-    echo "$NAME: $checks checks, $fails failed"
-    [ "$fails" -eq 0 ]
-    exit $?
-}
 
 # ------------------------------------------------------------- parsing
 if rpmspec -P "$SPEC" >"$T/spec" 2>"$T/spec.err"; then ok; else
@@ -84,6 +62,7 @@ else ok; fi
 version=$(sed -n 's/^AC_INIT(\[dkv\], *\[\([^]]*\)\].*/\1/p' \
     "$top_srcdir/configure.ac")
 [ -n "$version" ] || fail "no version in configure.ac's AC_INIT"
+# q FORMAT: rpmspec's query of the source package with FORMAT.
 q() { rpmspec -q --srpm --qf "$1" "$SPEC" 2>/dev/null; }
 check "Name is dkv (got $(q '%{NAME}'))" [ "$(q '%{NAME}')" = dkv ]
 check "Version $(q '%{VERSION}') is configure.ac's $version" \
@@ -221,7 +200,7 @@ extras="$ud/dkv-manager.service $ud/dkv-firewall.service
     /var/lib/dkv/"
 # shellcheck disable=SC2086 # one path per word
 python3 "$LISTS" rpm "$T/spec" "$tree" $extras >"$T/lists" 2>&1
-count_lists "$T/lists"
+count_results "$T/lists"
 
 # -------------------------------------------------- a real rpmbuild
 if ! command -v rpmbuild >/dev/null 2>&1; then

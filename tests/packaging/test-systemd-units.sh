@@ -22,12 +22,12 @@ NAME=systemd-units
 # for other versions' weights.
 MAX_EXPOSURE=2.0
 
-case ${DKV_EXEEXT:-} in
-    .exe) echo "SKIP: Windows build (systemd is Linux's)"; exit 77 ;;
-esac
-command -v python3 >/dev/null 2>&1 || {
-    echo "SKIP: python3 not found"; exit 77; }
-[ "$(uname -s)" = Linux ] || { echo "SKIP: not Linux"; exit 77; }
+# shellcheck source=/dev/null # tests/testlib.sh, checked alone
+. "$top_srcdir/tests/testlib.sh"
+
+[ "${DKV_EXEEXT:-}" != .exe ] || skip "Windows build (systemd is Linux's)"
+command -v python3 >/dev/null 2>&1 || skip "python3 not found"
+[ "$(uname -s)" = Linux ] || skip "not Linux"
 MGR=$top_builddir/dkv-manager
 DKV=$top_builddir/dkv
 for p in "$MGR" "$DKV" "$top_builddir/dkv-node"; do
@@ -44,6 +44,8 @@ unset DKV_TOKEN LOCALAPPDATA NOTIFY_SOCKET
 mkdir -p "$HOME"
 
 MGR_PID="" LISTEN_PID="" NODE_PIDS=""
+# At exit: stops the manager (TERM, then KILL after 20 s), the listener
+# and any node left; removes $T unless DKV_TEST_KEEP=1.
 cleanup() {
     if [ -n "$MGR_PID" ]; then
         kill -TERM "$MGR_PID" 2>/dev/null
@@ -69,15 +71,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
-checks=0
-fails=0
-ok() { checks=$((checks + 1)); }
-fail() { checks=$((checks + 1)); fails=$((fails + 1)); echo "FAIL: $*"; }
-# check WHAT COMMAND...: passes when COMMAND succeeds
-check() {
-    what=$1; shift
-    if "$@"; then ok; else fail "$what"; fi
-}
 # has FILE TEXT WHAT: FILE holds a line matching TEXT (grep -E)
 has() {
     if grep -q -E -e "$2" "$1" 2>/dev/null; then ok; else
@@ -293,5 +286,4 @@ check "the restarted node's STATUS came before READY=1" \
 node_env_clean "restarted"
 stop_mgr
 
-echo "$NAME: $checks checks, $fails failed"
-[ "$fails" -eq 0 ]
+finish

@@ -1,7 +1,8 @@
 # shellcheck shell=sh
 # smoke-lib.sh -- shared by tests/win/test-wine-*.sh (sourced, POSIX sh):
-# check counting, the skip rules, a scratch directory, the wine prefix and
-# its wineserver, and host paths as Windows paths.
+# the skip rules, a scratch directory, the wine prefix and its
+# wineserver, host paths as Windows paths, free loopback ports; the check
+# counting of tests/testlib.sh.
 #
 # The sourcing test calls "win_setup NAME shared|own" (NAME: the test's
 # name in the summary line), which skips (exit 77) outside the Windows
@@ -17,44 +18,22 @@
 # B, T and OWN_PREFIX are for the sourcing test (file-wide directive).
 # shellcheck disable=SC2034
 NAME=wine
-checks=0
-failed=0
 
-# ok WHAT / bad WHAT: count a passed / failed check.
-ok() {
-    checks=$((checks + 1))
-    echo "ok: $*"
-}
-bad() {
-    checks=$((checks + 1))
-    failed=$((failed + 1))
-    echo "FAIL: $*"
-}
-
-# check WHAT CMD...: runs CMD, ok when it exits 0.
-check() {
-    what=$1
-    shift
-    if "$@"; then ok "$what"; else bad "$what"; fi
-}
-
-# skip REASON: not testable here.
-skip() {
-    echo "SKIP: $*"
-    exit 77
-}
-
-# finish: prints the summary line and exits 0 or 1.
-finish() {
-    echo "$NAME: $checks checks, $failed failed"
-    [ "$failed" -eq 0 ]
-    exit $?
-}
+# ok, fail, check, skip and finish: tests/testlib.sh.
+# shellcheck source=/dev/null # tests/testlib.sh, checked alone
+. "$(cd "$(dirname "$0")/.." && pwd)/testlib.sh"
 
 # winpath PATH: the Windows name of the absolute host PATH (drive Z: is
 # the host's root in every wine prefix).
 winpath() {
     printf 'Z:%s' "$1" | sed 's|/|\\|g'
+}
+
+# free_ports N: prints a base port B with B..B+N-1 free on loopback,
+# never 78xx (tests/admin/admintest.py); nothing when there is none.
+free_ports() {
+    python3 "$(cd "$(dirname "$0")/.." && pwd)/admin/admintest.py" \
+        ports "$1"
 }
 
 # wine_run SECONDS PROGRAM ARG...: runs a Windows PROGRAM under wine,

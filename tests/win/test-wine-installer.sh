@@ -30,7 +30,7 @@ top_srcdir=$(cd "$top_srcdir" && pwd)
 # shellcheck source=/dev/null # tests/win/smoke-lib.sh, checked alone
 . "$top_srcdir/tests/win/smoke-lib.sh"
 
-# shellcheck disable=SC2034 # read by smoke-lib.sh's skip
+# shellcheck disable=SC2034 # read by tests/testlib.sh's finish
 NAME=wine-installer
 [ "${DKV_EXEEXT:-}" = ".exe" ] ||
     skip "not the Windows cross-build (DKV_EXEEXT is not .exe)"
@@ -68,7 +68,7 @@ if makensis -V2 -DVERSION="$version" -DBINDIR="$B" -DSRCDIR="$top_srcdir" \
     >"$T/makensis.log" 2>&1 && [ -s "$SETUP" ]; then
     ok "makensis built the installer"
 else
-    bad "makensis"; sed 's/^/  | /' "$T/makensis.log"; finish
+    fail "makensis"; sed 's/^/  | /' "$T/makensis.log"; finish
 fi
 check "makensis gave no warnings" test ! -s "$T/makensis.log"
 
@@ -131,28 +131,8 @@ uninstall() {
 
 # A free base port B with B..B+29 free on the host's loopback, away from
 # the 78xx defaults.
-base=$(python3 - <<'PYEOF'
-import random, socket
-for _ in range(50):
-    b = random.randint(20000, 59000)
-    if 7700 <= b <= 7999:
-        continue
-    socks = []
-    try:
-        for p in range(b, b + 30):
-            s = socket.socket()
-            s.bind(("127.0.0.1", p))
-            socks.append(s)
-    except OSError:
-        continue
-    finally:
-        for s in socks:
-            s.close()
-    print(b)
-    break
-PYEOF
-)
-[ -n "$base" ] || { bad "no free ports on loopback"; finish; }
+base=$(free_ports 30)
+[ -n "$base" ] || { fail "no free ports on loopback"; finish; }
 # write_conf: the test's settings, in place of the installed ones.
 write_conf() {
     mkdir -p "$DATA"
@@ -179,7 +159,7 @@ reg_value "$ENVKEY" Path >"$T/path0"
 if timeout 180 wine "$SETUP" /S /NOSTART >"$T/setup1.log" 2>&1; then
     ok "the installer (/S /NOSTART) exited 0"
 else
-    bad "the installer (/S /NOSTART) failed"; sed 's/^/  | /' "$T/setup1.log"
+    fail "the installer (/S /NOSTART) failed"; sed 's/^/  | /' "$T/setup1.log"
 fi
 # At once, before wine runs anything else: the written settings aside
 # and the test's in their place.  The service starts automatically, and
@@ -218,20 +198,20 @@ EOF
 if cmp -s "$T/conf1" "$T/conf1-want"; then
     ok "wrote C:\\ProgramData\\dkv\\dkv-manager.conf"
 else
-    bad "the settings file differs (< written, > expected)"
+    fail "the settings file differs (< written, > expected)"
     diff "$T/conf1" "$T/conf1-want" | sed 's/^/  | /'
 fi
 check "the data directory exists" test -d "$DATA/data"
 if grep -q '^ed25519 ' "$DATA/authorized_keys" 2>/dev/null; then
     ok "authorized_keys trusts the installing user's key"
 else
-    bad "authorized_keys has no key"
+    fail "authorized_keys has no key"
 fi
 # Nothing else in it (dkv.exe's message that it made the key goes to
 # stderr, which the installer's nsExec mixes into the output).
 if tr -d '\r' <"$DATA/authorized_keys" 2>/dev/null |
    grep -v -e '^#' -e '^ed25519 [A-Za-z0-9+/=]* [^ ]*$' | grep -q .; then
-    bad "authorized_keys has other lines:"
+    fail "authorized_keys has other lines:"
     sed 's/^/  | /' "$DATA/authorized_keys"
 else
     ok "authorized_keys holds only comments and key lines"
@@ -242,7 +222,7 @@ if [ -n "$mine" ] && tr -d '\r' <"$DATA/authorized_keys" |
    grep -q -F "ed25519 $mine "; then
     ok "the key in authorized_keys is this user's (dkv Get-DkvAdminKey)"
 else
-    bad "this user's key '$mine' is not in authorized_keys"
+    fail "this user's key '$mine' is not in authorized_keys"
 fi
 check "Add/Remove Programs: DisplayVersion $version" \
     test "$(reg_value "$UNKEY" DisplayVersion)" = "$version"
@@ -255,7 +235,7 @@ check "bin is on the system PATH" \
 if sc_query && grep -q 'SERVICE_NAME: dkv-manager' "$T/sc"; then
     ok "the service dkv-manager is registered"
 else
-    bad "the service dkv-manager is not registered"
+    fail "the service dkv-manager is not registered"
     sed 's/^/  | /' "$T/sc" "$T/setup1.log"
 fi
 # The service's command line, from the registry.
@@ -264,17 +244,17 @@ want='--config C:\ProgramData\dkv\dkv-manager.conf'
 case $cmdline in
     '"C:\Program Files\dkv\bin\dkv-manager.exe" --service '*"$want"*)
         ok "the service runs dkv-manager.exe --service --config ..." ;;
-    *) bad "the service's command line: $cmdline" ;;
+    *) fail "the service's command line: $cmdline" ;;
 esac
 check "the service starts automatically" \
     test "$(reg_value "$svc" Start)" = 0x2
 
 if uninstall /S; then ok "the uninstaller (/S) finished"; else
-    bad "the uninstaller did not finish in 60 s"
+    fail "the uninstaller did not finish in 60 s"
     sed 's/^/  | /' "$T/uninst.log"
 fi
 if service_gone; then ok "the service is gone"; else
-    bad "the service is still there"; sed 's/^/  | /' "$T/sc"; fi
+    fail "the service is still there"; sed 's/^/  | /' "$T/sc"; fi
 check "C:\\Program Files\\dkv is gone" test ! -e "$PF"
 check "the modules are gone" test ! -e "$MODS/Clustron.DKV.AdminShell" -a \
     ! -e "$MODS/Clustron.DKV.ClientShell"
@@ -282,9 +262,9 @@ check "the Add/Remove Programs entry is gone" \
     test -z "$(reg_value "$UNKEY" DisplayName)"
 reg_value "$ENVKEY" Path >"$T/path2"
 if grep -q -i -F 'dkv\bin' "$T/path2"; then
-    bad "bin is still on the PATH: $(cat "$T/path2")"
+    fail "bin is still on the PATH: $(cat "$T/path2")"
 elif ! cmp -s "$T/path0" "$T/path2"; then
-    bad "the PATH was '$(cat "$T/path0")', is '$(cat "$T/path2")'"
+    fail "the PATH was '$(cat "$T/path0")', is '$(cat "$T/path2")'"
 else
     ok "bin left the PATH, which is as before the install"
 fi
@@ -295,14 +275,14 @@ check "C:\\ProgramData\\dkv\\dkv-manager.conf is kept" \
 if timeout 180 wine "$SETUP" /S >"$T/setup2.log" 2>&1; then
     ok "the installer (/S) exited 0"
 else
-    bad "the installer (/S) failed"; sed 's/^/  | /' "$T/setup2.log"
+    fail "the installer (/S) failed"; sed 's/^/  | /' "$T/setup2.log"
 fi
 check "the installer kept the existing settings" \
     cmp -s "$T/conf2" "$DATA/dkv-manager.conf"
 if wait_state RUNNING 60; then
     ok "the service dkv-manager runs"
 else
-    bad "the service is not running"; sed 's/^/  | /' "$T/sc"
+    fail "the service is not running"; sed 's/^/  | /' "$T/sc"
     tail -n 20 "$DATA/dkv-manager.log" 2>/dev/null | sed 's/^/  | /'
 fi
 # health URL: GET /health, a few tries within 30 s.
@@ -323,7 +303,7 @@ PYEOF
 if health "$base" >"$T/health" 2>&1 && grep -q '"status"' "$T/health"; then
     ok "the manager answers GET /health on port $base"
 else
-    bad "no answer on port $base"
+    fail "no answer on port $base"
     tail -n 20 "$DATA/dkv-manager.log" 2>/dev/null | sed 's/^/  | /'
 fi
 check "the manager logs to C:\\ProgramData\\dkv\\dkv-manager.log" \
@@ -334,32 +314,32 @@ check "the manager logs to C:\\ProgramData\\dkv\\dkv-manager.log" \
 if timeout 180 wine "$SETUP" /S >"$T/setup3.log" 2>&1; then
     ok "the installer over a running installation exited 0"
 else
-    bad "the upgrade failed"; sed 's/^/  | /' "$T/setup3.log"
+    fail "the upgrade failed"; sed 's/^/  | /' "$T/setup3.log"
 fi
 check "the upgrade kept the settings" \
     cmp -s "$T/conf2" "$DATA/dkv-manager.conf"
 if wait_state RUNNING 60 && health "$base" >"$T/health" 2>&1; then
     ok "after the upgrade the service runs and answers"
 else
-    bad "after the upgrade: no service or no answer"; sed 's/^/  | /' "$T/sc"
+    fail "after the upgrade: no service or no answer"; sed 's/^/  | /' "$T/sc"
 fi
 
 if uninstall /S /PURGE; then ok "the uninstaller (/S /PURGE) finished"
 else
-    bad "the uninstaller did not finish in 60 s"
+    fail "the uninstaller did not finish in 60 s"
     sed 's/^/  | /' "$T/uninst.log"
 fi
 if service_gone; then ok "the service is gone"; else
-    bad "the service is still there"; sed 's/^/  | /' "$T/sc"; fi
+    fail "the service is still there"; sed 's/^/  | /' "$T/sc"; fi
 if python3 -c 'import socket, sys
 s = socket.socket(); s.settimeout(2)
 sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) else 1)' \
     "$base"; then
     ok "the manager stopped (port $base refuses)"
 else
-    bad "port $base still accepts connections"
+    fail "port $base still accepts connections"
 fi
 check "C:\\Program Files\\dkv is gone" test ! -e "$PF"
 if wait_gone "$DATA" 20; then ok "/PURGE removed C:\\ProgramData\\dkv"
-else bad "C:\\ProgramData\\dkv is still there"; fi
+else fail "C:\\ProgramData\\dkv is still there"; fi
 finish

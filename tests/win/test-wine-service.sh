@@ -14,11 +14,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=/dev/null # tests/win/smoke-lib.sh, checked alone
 . "$here/smoke-lib.sh"
 
-# shellcheck disable=SC2317 # called by win_cleanup, the exit trap
-test_cleanup() {
-    # The service and its nodes go with the prefix's wineserver.
-    :
-}
+# No test_cleanup: the service and its nodes go with the prefix's
+# wineserver (win_cleanup).
 
 win_setup wine-service own
 command -v curl >/dev/null 2>&1 || skip "curl is missing"
@@ -29,23 +26,7 @@ done
 
 # 18 free loopback ports in a row, never 78xx: management BASE-BASE+1,
 # cluster BASE+2-BASE+9, client BASE+10-BASE+17.
-BASE=$(python3 -c '
-import random, socket
-def free(p):
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-for _ in range(50):
-    b = random.randrange(20000, 30000)
-    if all(free(b + i) for i in range(18)):
-        print(b)
-        break
-')
+BASE=$(free_ports 18)
 [ -n "$BASE" ] || skip "no 18 free loopback ports in a row"
 P=$BASE
 C=$((BASE + 2))
@@ -117,22 +98,22 @@ if wine_run 60 "$MGR" --install-service \
        --config 'C:\dkvsvc\dkv-manager.conf' >"$T/out" 2>&1; then
     ok "--install-service: $(cat "$T/out")"
 else
-    bad "--install-service failed: $(cat "$T/out")"
+    fail "--install-service failed: $(cat "$T/out")"
     finish
 fi
 if wine_run 60 "$MGR" --install-service \
        --config 'C:\dkvsvc\dkv-manager.conf' >"$T/out" 2>&1; then
-    bad "a second --install-service succeeded"
+    fail "a second --install-service succeeded"
 elif grep -q "already exists" "$T/out"; then
     ok "a second install: $(cat "$T/out")"
 else
-    bad "a second install says: $(cat "$T/out")"
+    fail "a second install says: $(cat "$T/out")"
 fi
 st=$(sc_state)
 if [ "$st" = STOPPED ]; then
     ok "sc query: installed, STOPPED"
 else
-    bad "sc query after install: '$st'"
+    fail "sc query after install: '$st'"
 fi
 wine_run 30 "$MGR" --service --config 'C:\dkvsvc\dkv-manager.conf' \
     >"$T/out" 2>&1
@@ -140,7 +121,7 @@ rc=$?
 if [ "$rc" -eq 2 ] && grep -q "service control manager" "$T/out"; then
     ok "--service from a console exits 2: $(cat "$T/out")"
 else
-    bad "--service from a console: exit $rc: $(cat "$T/out")"
+    fail "--service from a console: exit $rc: $(cat "$T/out")"
 fi
 
 # A start that fails (bad settings: exit status 2) is reported as the
@@ -154,7 +135,7 @@ if wait_state STOPPED 30 \
    && grep -q "SERVICE_EXIT_CODE *: *2 " "$T/out"; then
     ok "bad settings: STOPPED with the service exit code 2"
 else
-    bad "bad settings: sc query says: $(cat "$T/out")"
+    fail "bad settings: sc query says: $(cat "$T/out")"
 fi
 cp "$D/good.conf" "$D/dkv-manager.conf"
 
@@ -163,14 +144,14 @@ check "sc start dkv-manager" sc_quiet start
 if wait_health 60; then
     ok "the management port $P answers /health"
 else
-    bad "the management port $P did not answer within 60 s"
+    fail "the management port $P did not answer within 60 s"
     cat "$D/dkv-manager.log" 2>/dev/null
     finish
 fi
 if wait_state RUNNING 30; then
     ok "sc query: RUNNING"
 else
-    bad "sc query: '$(sc_state)', not RUNNING"
+    fail "sc query: '$(sc_state)', not RUNNING"
 fi
 
 # A store through the manager: the admin key of this wine user is the one
@@ -180,18 +161,18 @@ if dkv New-DkvStore -Name WinStore -InstancePrefix node -InstanceCount 1 \
        -ClustronPort "$C" -ClientPort "$L"; then
     ok "New-DkvStore WinStore"
 else
-    bad "New-DkvStore: $(cat "$T/out")"
+    fail "New-DkvStore: $(cat "$T/out")"
 fi
 if dkv Start-DkvStore WinStore; then
     ok "Start-DkvStore WinStore"
 else
-    bad "Start-DkvStore: $(cat "$T/out")"
+    fail "Start-DkvStore: $(cat "$T/out")"
 fi
 NODELOG=$(find "$D/data/stores" -name node.log 2>/dev/null | head -n 1)
 if [ -n "$NODELOG" ] && grep -q "started dkv-node" "$NODELOG"; then
     ok "the node runs: $(grep -c . "$NODELOG") line(s) in its log"
 else
-    bad "no started node under $D/data/stores"
+    fail "no started node under $D/data/stores"
 fi
 
 # ---------------------------------------------------------------- stop
@@ -201,13 +182,13 @@ if wait_state STOPPED 60; then
        grep -q "WIN32_EXIT_CODE *: *0 "; then
         ok "sc query: STOPPED, exit code 0, after sc stop"
     else
-        bad "sc query: STOPPED with an exit code after sc stop"
+        fail "sc query: STOPPED with an exit code after sc stop"
     fi
 else
-    bad "sc query: '$(sc_state)' 60 s after sc stop"
+    fail "sc query: '$(sc_state)' 60 s after sc stop"
 fi
 if health; then
-    bad "the management port still answers after sc stop"
+    fail "the management port still answers after sc stop"
 else
     ok "the management port is closed"
 fi
@@ -219,11 +200,11 @@ if [ -n "$NODELOG" ] && grep -q "stopping (stop event)" "$NODELOG" \
    && grep -q "closed cleanly" "$NODELOG"; then
     ok "the node stopped gracefully: $(grep "stopped (" "$NODELOG")"
 else
-    bad "the node did not log a graceful stop"
+    fail "the node did not log a graceful stop"
     tail -5 "$NODELOG" 2>/dev/null
 fi
 if grep -q "terminated it instead\|killed" "$D/dkv-manager.log"; then
-    bad "the manager killed a node: $(grep "terminated\|killed" \
+    fail "the manager killed a node: $(grep "terminated\|killed" \
         "$D/dkv-manager.log")"
 else
     ok "the manager killed no node"
@@ -234,15 +215,15 @@ check "sc start dkv-manager (again)" sc_quiet start
 if wait_health 60; then
     ok "it answers again"
 else
-    bad "it did not answer again within 60 s"
+    fail "it did not answer again within 60 s"
 fi
 if wine_run 90 "$MGR" --uninstall-service >"$T/out" 2>&1; then
     ok "--uninstall-service: $(cat "$T/out")"
 else
-    bad "--uninstall-service failed: $(cat "$T/out")"
+    fail "--uninstall-service failed: $(cat "$T/out")"
 fi
 if health; then
-    bad "the management port answers after --uninstall-service"
+    fail "the management port answers after --uninstall-service"
 else
     ok "--uninstall-service stopped the running service"
 fi
@@ -252,19 +233,19 @@ stops=$(grep -c "stopped (stop event).*closed cleanly" "$NODELOG" \
 if [ "${runs:-0}" -ge 1 ] && [ "$runs" = "$stops" ]; then
     ok "each of the node's $runs run(s) ended with a graceful stop"
 else
-    bad "the node ran ${runs:-0} time(s), stopped gracefully ${stops:-0}"
+    fail "the node ran ${runs:-0} time(s), stopped gracefully ${stops:-0}"
 fi
 if wine_run 30 sc query dkv-manager >"$T/out" 2>&1 \
    && grep -q "STATE" "$T/out"; then
-    bad "sc query still finds the service: $(cat "$T/out")"
+    fail "sc query still finds the service: $(cat "$T/out")"
 else
     ok "sc query no longer finds dkv-manager"
 fi
 if wine_run 60 "$MGR" --uninstall-service >"$T/out" 2>&1; then
-    bad "a second --uninstall-service succeeded"
+    fail "a second --uninstall-service succeeded"
 elif grep -q "not installed" "$T/out"; then
     ok "a second uninstall: $(cat "$T/out")"
 else
-    bad "a second uninstall says: $(cat "$T/out")"
+    fail "a second uninstall says: $(cat "$T/out")"
 fi
 finish

@@ -17,6 +17,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 NODE_BG=
 MGR_BG=
+# At exit (from win_cleanup): stops a node or manager still running,
+# through its stop event, then the shell's job.
 # shellcheck disable=SC2317 # called by win_cleanup, the exit trap
 test_cleanup() {
     if [ -n "$NODE_BG" ] && kill -0 "$NODE_BG" 2>/dev/null; then
@@ -77,7 +79,7 @@ dkv() {
 if start_node; then
     ok "dkv-node.exe listens on 127.0.0.1:$PORT (pid $NODE_PID)"
 else
-    bad "dkv-node.exe did not start"
+    fail "dkv-node.exe did not start"
     cat "$T/node.out" "$T/node.log" 2>/dev/null
     finish
 fi
@@ -89,20 +91,20 @@ check "Set-DkvItem" dkv Set-DkvItem -Key wine:1 -Value hello-from-wine
 if dkv Get-DkvItem wine:1 && grep -q hello-from-wine "$T/out"; then
     ok "Get-DkvItem reads the value back"
 else
-    bad "Get-DkvItem: $(cat "$T/out")"
+    fail "Get-DkvItem: $(cat "$T/out")"
 fi
 
 # Graceful stop through the stop event.
 if wine_run 30 "$B/tests/win/smoke-stop.exe" stop "$NODE_PID"; then
     ok "the stop event of pid $NODE_PID was set"
 else
-    bad "smoke-stop stop $NODE_PID failed"
+    fail "smoke-stop stop $NODE_PID failed"
 fi
 wait_node
 if [ "$NODE_EXIT" -eq 0 ]; then
     ok "dkv-node.exe exited 0 after the stop event"
 else
-    bad "dkv-node.exe exited $NODE_EXIT after the stop event"
+    fail "dkv-node.exe exited $NODE_EXIT after the stop event"
 fi
 check "node.log: stopping (stop event)" \
     grep -q "stopping (stop event)" "$T/node.log"
@@ -116,7 +118,7 @@ if start_node; then
     if dkv Get-DkvItem wine:1 && grep -q hello-from-wine "$T/out"; then
         ok "the item is still there after a restart"
     else
-        bad "after a restart Get-DkvItem says: $(cat "$T/out")"
+        fail "after a restart Get-DkvItem says: $(cat "$T/out")"
     fi
     check "smoke-stop kill (TerminateProcess)" \
         wine_run 30 "$B/tests/win/smoke-stop.exe" kill "$NODE_PID"
@@ -124,15 +126,15 @@ if start_node; then
     if [ "$NODE_EXIT" -eq 1 ]; then
         ok "a forced stop ends dkv-node.exe with exit code 1"
     else
-        bad "after a forced stop dkv-node.exe exited $NODE_EXIT"
+        fail "after a forced stop dkv-node.exe exited $NODE_EXIT"
     fi
 else
-    bad "dkv-node.exe did not restart"
+    fail "dkv-node.exe did not restart"
     cat "$T/node.out" "$T/node.log" 2>/dev/null
 fi
 if wine_run 30 "$B/tests/win/smoke-stop.exe" stop 4000000 \
        >"$T/out" 2>&1; then
-    bad "smoke-stop stop of a pid that does not exist succeeded"
+    fail "smoke-stop stop of a pid that does not exist succeeded"
 else
     ok "no such pid: $(cat "$T/out")"
 fi
@@ -140,23 +142,7 @@ fi
 # ------------------------------------- a node that ignores its stop event
 # 10 free loopback ports in a row, never 78xx: the manager's BASE, a
 # cluster port BASE+2 and a client port BASE+6.
-BASE=$(python3 -c '
-import random, socket
-def free(p):
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", p))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-for _ in range(50):
-    b = random.randrange(30000, 40000)
-    if all(free(b + i) for i in range(10)):
-        print(b)
-        break
-' 2>/dev/null)
+BASE=$(free_ports 10 2>/dev/null)
 if [ -z "$BASE" ] || ! command -v curl >/dev/null 2>&1; then
     echo "SKIP (part): no python3, curl or free ports for the deaf node"
 else
@@ -192,7 +178,7 @@ CONF
             -InstancePrefix deaf -InstanceCount 1 \
             -ClustronPort $((BASE + 2)) -ClientPort $((BASE + 6))
         if dkv Start-DkvStore Deaf; then ok "Start-DkvStore Deaf"; else
-            bad "Start-DkvStore Deaf: $(cat "$T/out")"; fi
+            fail "Start-DkvStore Deaf: $(cat "$T/out")"; fi
         t0=$(date +%s)
         dkv Stop-DkvStore Deaf
         rc=$?
@@ -202,7 +188,7 @@ CONF
            && [ $((t1 - t0)) -ge 3 ]; then
             ok "Stop-DkvStore killed the deaf node after 3 s"
         else
-            bad "Stop-DkvStore of the deaf node: exit $rc in" \
+            fail "Stop-DkvStore of the deaf node: exit $rc in" \
                 "$((t1 - t0)) s"
         fi
         DLOG=$(find "$T/deaf/data" -name node.log 2>/dev/null | head -n 1)
@@ -213,7 +199,7 @@ CONF
 s = socket.socket(); s.settimeout(2)
 sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)' \
                $((BASE + 6)); then
-            bad "the deaf node's port $((BASE + 6)) still accepts"
+            fail "the deaf node's port $((BASE + 6)) still accepts"
         else
             ok "the deaf node is gone (its port refuses)"
         fi
@@ -228,7 +214,7 @@ sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)' \
         check "manager log: stopping (stop event)" \
             grep -q "stopping (stop event)" "$T/deaf/mgr.log"
     else
-        bad "the console manager did not answer on $BASE"
+        fail "the console manager did not answer on $BASE"
         cat "$T/mgr.out" "$T/deaf/mgr.log" 2>/dev/null
     fi
 fi
@@ -243,15 +229,15 @@ rc=$?
 sed 's/^/    /' "$T/out"
 case $rc in
 0|1|3|4) if [ -s "$T/out" ]; then ok "firewall status exits $rc"
-         else bad "firewall status exits $rc and says nothing"; fi ;;
-*) bad "firewall status exits $rc" ;;
+         else fail "firewall status exits $rc and says nothing"; fi ;;
+*) fail "firewall status exits $rc" ;;
 esac
 dkv firewall open -Backend windows -Ranges 21001-21002
 rc=$?
 sed 's/^/    /' "$T/out"
 case $rc in
 0|1|3|4) if [ -s "$T/out" ]; then ok "firewall open exits $rc"
-         else bad "firewall open exits $rc and says nothing"; fi ;;
-*) bad "firewall open -Backend windows exits $rc" ;;
+         else fail "firewall open exits $rc and says nothing"; fi ;;
+*) fail "firewall open -Backend windows exits $rc" ;;
 esac
 finish
